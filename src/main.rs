@@ -1,0 +1,3 @@
+fn main() {
+    print!("{}", support_operator::crd::crds_yaml());
+}
