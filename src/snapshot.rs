@@ -1,0 +1,368 @@
+//! `ClusterSnapshot`: the plain value the engine evaluates. The operator builds it from its
+//! caches, `check` from a kubeconfig or from files; both go through the lenient converters here,
+//! so garbage inside one object becomes a problem of that object, never an error for the rest.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use crate::policy::RuleId;
+use crate::time::parse_rfc3339;
+
+/// The taint a cloud provider puts on a node whose VM is shut down.
+pub const SHUTDOWN_TAINT: &str = "node.cloudprovider.kubernetes.io/shutdown";
+
+/// Everything the rules read about a cluster at one moment.
+#[derive(Debug, Clone, Default)]
+pub struct ClusterSnapshot {
+    /// The API server's `gitVersion`, when known.
+    pub server_version: Option<String>,
+    /// Every node (the policy's selector picks its own).
+    pub nodes: Vec<Arc<NodeInfo>>,
+    /// Leases by (namespace, name); only those a policy names need be present.
+    pub leases: BTreeMap<(String, String), LeaseInfo>,
+    /// Group-versions the API server serves (`apps/v1`, `resource.k8s.io/v1alpha3`); `None`
+    /// when discovery was not available (offline), which leaves AlphaApiServed unevaluated.
+    pub api_versions: Option<Vec<String>>,
+}
+
+/// What the rules read about one node.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct NodeInfo {
+    /// `metadata.name`.
+    pub name: String,
+    /// `metadata.labels` (empty when unusable; see `problems`).
+    pub labels: BTreeMap<String, String>,
+    /// `metadata.annotations` (the operator keeps only the keys policies read).
+    pub annotations: BTreeMap<String, String>,
+    /// `metadata.creationTimestamp`.
+    pub created: Option<DateTime<Utc>>,
+    /// `status.nodeInfo.kubeletVersion`, verbatim.
+    pub kubelet_version: Option<String>,
+    /// Ready or not, and since when.
+    pub readiness: Readiness,
+    /// The node carries the shutdown taint.
+    pub shutdown: bool,
+    /// Fields that could not be read, each reported as an Info finding about this node.
+    pub problems: Vec<NodeProblem>,
+}
+
+/// Whether a node is Ready.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Readiness {
+    /// `Ready` is `True` and there is no shutdown taint.
+    Ready,
+    /// Otherwise; since when, if known.
+    NotReady {
+        /// The instant it stopped being Ready.
+        since: Option<DateTime<Utc>>,
+    },
+    /// Not yet known (a default only; converters always decide).
+    #[default]
+    Unknown,
+}
+
+impl Readiness {
+    /// True only for `Ready`.
+    pub fn is_ready(self) -> bool {
+        matches!(self, Readiness::Ready)
+    }
+}
+
+/// A field of an object that could not be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeProblem {
+    /// The rule the field feeds.
+    pub rule: RuleId,
+    /// JSON path of the field.
+    pub field: String,
+    /// Why it is unusable.
+    pub reason: String,
+}
+
+/// What the rules read about one Lease.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct LeaseInfo {
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+    /// `spec.renewTime`, else `spec.acquireTime`.
+    pub renewed: Option<DateTime<Utc>>,
+    /// Why `renewed` is missing, if a field was garbage.
+    pub problem: Option<String>,
+}
+
+/// An object that could not be used at all (no name, not an object).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {reason}")]
+pub struct ObjectError {
+    /// JSON path of the offending field.
+    pub field: String,
+    /// Why.
+    pub reason: String,
+}
+
+fn obj_err(field: &str, reason: impl Into<String>) -> ObjectError {
+    ObjectError { field: field.to_string(), reason: reason.into() }
+}
+
+impl NodeInfo {
+    /// Reads a Node from its JSON form. Fails only when the object has no usable name;
+    /// every other garbage field becomes a `NodeProblem`.
+    pub fn from_value(v: &Value) -> Result<NodeInfo, ObjectError> {
+        let meta = v.get("metadata").ok_or_else(|| obj_err("metadata", "missing"))?;
+        let name = meta
+            .get("name")
+            .and_then(Value::as_str)
+            .filter(|n| !n.is_empty())
+            .ok_or_else(|| obj_err("metadata.name", "missing or not a string"))?
+            .to_string();
+        let mut problems = Vec::new();
+        let mut problem = |rule: RuleId, field: &str, reason: String| {
+            problems.push(NodeProblem { rule, field: field.to_string(), reason })
+        };
+
+        let labels = string_map(meta.get("labels")).unwrap_or_else(|reason| {
+            problem(RuleId::NodeImageUnknown, "metadata.labels", reason);
+            BTreeMap::new()
+        });
+        let annotations = string_map(meta.get("annotations")).unwrap_or_else(|reason| {
+            problem(RuleId::NodeImageUnknown, "metadata.annotations", reason);
+            BTreeMap::new()
+        });
+        let created = match timestamp(meta.get("creationTimestamp")) {
+            Ok(t) => t,
+            Err(reason) => {
+                problem(RuleId::NodeNotReady, "metadata.creationTimestamp", reason);
+                None
+            }
+        };
+        let kubelet_version = match v.pointer("/status/nodeInfo/kubeletVersion") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(other) => {
+                problem(
+                    RuleId::KubernetesVersionUnknown,
+                    "status.nodeInfo.kubeletVersion",
+                    format!("not a string: {}", short_json(other)),
+                );
+                None
+            }
+        };
+
+        let shutdown_taint = match v.pointer("/spec/taints") {
+            None | Some(Value::Null) => None,
+            Some(Value::Array(taints)) => taints
+                .iter()
+                .find(|t| t.get("key").and_then(Value::as_str) == Some(SHUTDOWN_TAINT))
+                .map(|t| timestamp(t.get("timeAdded")).ok().flatten()),
+            Some(other) => {
+                problem(RuleId::NodeNotReady, "spec.taints", format!("not a list: {}", short_json(other)));
+                None
+            }
+        };
+
+        let ready_condition = match v.pointer("/status/conditions") {
+            None | Some(Value::Null) => None,
+            Some(Value::Array(conds)) => conds.iter().find(|c| c.get("type").and_then(Value::as_str) == Some("Ready")),
+            Some(other) => {
+                problem(RuleId::NodeNotReady, "status.conditions", format!("not a list: {}", short_json(other)));
+                None
+            }
+        };
+        let (ready_true, transition) = match ready_condition {
+            None => (false, created),
+            Some(c) => {
+                let is_true = c.get("status").and_then(Value::as_str) == Some("True");
+                let since = match timestamp(c.get("lastTransitionTime")) {
+                    Ok(Some(t)) => Some(t),
+                    Ok(None) => created,
+                    Err(reason) => {
+                        problem(RuleId::NodeNotReady, "status.conditions[Ready].lastTransitionTime", reason);
+                        created
+                    }
+                };
+                (is_true, since)
+            }
+        };
+        let readiness = match (ready_true, shutdown_taint) {
+            (true, None) => Readiness::Ready,
+            (true, Some(added)) => Readiness::NotReady { since: added.or(transition) },
+            (false, _) => Readiness::NotReady { since: transition },
+        };
+
+        Ok(NodeInfo {
+            name,
+            labels,
+            annotations,
+            created,
+            kubelet_version,
+            readiness,
+            shutdown: shutdown_taint.is_some(),
+            problems,
+        })
+    }
+
+    /// Keeps only the annotations whose keys are in `keep` (the cache stores no more than the
+    /// rules read).
+    pub fn retain_annotations(&mut self, keep: &[String]) {
+        self.annotations.retain(|k, _| keep.iter().any(|kk| kk == k));
+    }
+}
+
+impl LeaseInfo {
+    /// Reads a Lease from its JSON form. Fails only without a name.
+    pub fn from_value(v: &Value) -> Result<LeaseInfo, ObjectError> {
+        let meta = v.get("metadata").ok_or_else(|| obj_err("metadata", "missing"))?;
+        let name = meta
+            .get("name")
+            .and_then(Value::as_str)
+            .filter(|n| !n.is_empty())
+            .ok_or_else(|| obj_err("metadata.name", "missing or not a string"))?;
+        let namespace = meta.get("namespace").and_then(Value::as_str).unwrap_or("default");
+        let mut problem = None;
+        let mut read = |field: &str| match timestamp(v.pointer(&format!("/spec/{field}"))) {
+            Ok(t) => t,
+            Err(reason) => {
+                problem = Some(format!("spec.{field}: {reason}"));
+                None
+            }
+        };
+        let renewed = read("renewTime").or_else(|| read("acquireTime"));
+        Ok(LeaseInfo { namespace: namespace.to_string(), name: name.to_string(), renewed, problem })
+    }
+}
+
+fn string_map(v: Option<&Value>) -> Result<BTreeMap<String, String>, String> {
+    match v {
+        None | Some(Value::Null) => Ok(BTreeMap::new()),
+        Some(Value::Object(map)) => map
+            .iter()
+            .map(|(k, v)| match v {
+                Value::String(s) => Ok((k.clone(), s.clone())),
+                other => Err(format!("value of '{k}' is not a string: {}", short_json(other))),
+            })
+            .collect(),
+        Some(other) => Err(format!("not a map of strings: {}", short_json(other))),
+    }
+}
+
+fn timestamp(v: Option<&Value>) -> Result<Option<DateTime<Utc>>, String> {
+    match v {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => {
+            parse_rfc3339(s).map(Some).ok_or_else(|| format!("'{}' is not an RFC 3339 timestamp", crate::policy::version::truncate(s)))
+        }
+        Some(other) => Err(format!("not a timestamp: {}", short_json(other))),
+    }
+}
+
+fn short_json(v: &Value) -> String {
+    crate::policy::version::truncate(&v.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn ts(s: &str) -> DateTime<Utc> {
+        parse_rfc3339(s).unwrap()
+    }
+
+    fn node(conditions: Value, taints: Value) -> Value {
+        json!({
+            "metadata": {"name": "n1", "creationTimestamp": "2026-01-01T00:00:00Z", "labels": {"a": "b"}},
+            "spec": {"taints": taints},
+            "status": {"conditions": conditions, "nodeInfo": {"kubeletVersion": "v1.31.4"}}
+        })
+    }
+
+    #[test]
+    fn ready_node() {
+        let n = NodeInfo::from_value(&node(
+            json!([{"type": "Ready", "status": "True", "lastTransitionTime": "2026-02-01T00:00:00Z"}]),
+            Value::Null,
+        ))
+        .unwrap();
+        assert_eq!(n.readiness, Readiness::Ready);
+        assert_eq!(n.kubelet_version.as_deref(), Some("v1.31.4"));
+        assert!(n.problems.is_empty());
+    }
+
+    #[test]
+    fn not_ready_since_the_transition_and_unknown_counts_as_not_ready() {
+        for status in ["False", "Unknown"] {
+            let n = NodeInfo::from_value(&node(
+                json!([{"type": "Ready", "status": status, "lastTransitionTime": "2026-02-01T00:00:00Z"}]),
+                Value::Null,
+            ))
+            .unwrap();
+            assert_eq!(n.readiness, Readiness::NotReady { since: Some(ts("2026-02-01T00:00:00Z")) });
+        }
+    }
+
+    #[test]
+    fn absent_ready_condition_counts_from_creation() {
+        let n = NodeInfo::from_value(&node(json!([]), Value::Null)).unwrap();
+        assert_eq!(n.readiness, Readiness::NotReady { since: Some(ts("2026-01-01T00:00:00Z")) });
+    }
+
+    #[test]
+    fn shutdown_taint_makes_a_ready_node_not_ready() {
+        let n = NodeInfo::from_value(&node(
+            json!([{"type": "Ready", "status": "True", "lastTransitionTime": "2026-02-01T00:00:00Z"}]),
+            json!([{"key": SHUTDOWN_TAINT, "effect": "NoSchedule", "timeAdded": "2026-03-01T00:00:00Z"}]),
+        ))
+        .unwrap();
+        assert!(n.shutdown);
+        assert_eq!(n.readiness, Readiness::NotReady { since: Some(ts("2026-03-01T00:00:00Z")) });
+    }
+
+    #[test]
+    fn garbage_fields_become_problems_not_errors() {
+        let v = json!({
+            "metadata": {"name": "bad", "creationTimestamp": "yesterday", "labels": ["x"]},
+            "status": {
+                "conditions": [{"type": "Ready", "status": "False", "lastTransitionTime": 42}],
+                "nodeInfo": {"kubeletVersion": {"major": 1}}
+            }
+        });
+        let n = NodeInfo::from_value(&v).unwrap();
+        let fields: Vec<_> = n.problems.iter().map(|p| p.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "metadata.labels",
+                "metadata.creationTimestamp",
+                "status.nodeInfo.kubeletVersion",
+                "status.conditions[Ready].lastTransitionTime"
+            ]
+        );
+        assert_eq!(n.readiness, Readiness::NotReady { since: None });
+    }
+
+    #[test]
+    fn nameless_objects_are_rejected_with_the_field() {
+        let err = NodeInfo::from_value(&json!({"metadata": {}})).unwrap_err();
+        assert_eq!(err.field, "metadata.name");
+        assert!(NodeInfo::from_value(&json!("node")).is_err());
+        assert!(LeaseInfo::from_value(&json!({"metadata": {"name": ""}})).is_err());
+    }
+
+    #[test]
+    fn lease_renew_time_falls_back_to_acquire_time() {
+        let l = LeaseInfo::from_value(&json!({
+            "metadata": {"name": "hb", "namespace": "arc"},
+            "spec": {"acquireTime": "2026-01-01T00:00:00.000000Z"}
+        }))
+        .unwrap();
+        assert_eq!(l.renewed, Some(ts("2026-01-01T00:00:00Z")));
+        let l = LeaseInfo::from_value(&json!({"metadata": {"name": "hb"}, "spec": {"renewTime": "soon"}})).unwrap();
+        assert_eq!(l.renewed, None);
+        assert!(l.problem.unwrap().contains("spec.renewTime"));
+    }
+}
