@@ -222,8 +222,14 @@ pub fn evaluate_resolved(policy: &Policy, snapshot: &ClusterSnapshot, now: DateT
     transitions.sort_by(|a, b| a.at.cmp(&b.at).then_with(|| a.rule.cmp(&b.rule)).then_with(|| a.subject.cmp(&b.subject)));
     let next_deadline = transitions.first().cloned();
     let horizon = plus_days(now, HORIZON_DAYS);
+    // The status changes at every step, and when a transition enters the horizon of `upcoming`.
+    let next_change = signals
+        .iter()
+        .flat_map(|s| s.steps.iter().map(|(at, _)| *at))
+        .chain(transitions.iter().filter(|t| t.at > horizon).map(|t| crate::time::minus_days(t.at, HORIZON_DAYS)))
+        .filter(|at| *at > now)
+        .min();
     let upcoming: Vec<Transition> = transitions.into_iter().filter(|t| t.at <= horizon).take(MAX_UPCOMING).collect();
-    let next_change = signals.iter().flat_map(|s| s.steps.iter().map(|(at, _)| *at)).filter(|at| *at > now).min();
 
     let verdict = match findings.iter().map(|f| f.severity).max() {
         Some(Severity::Unsupported) => Verdict::Unsupported,

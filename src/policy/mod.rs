@@ -13,6 +13,9 @@ pub mod report;
 mod rules;
 pub mod version;
 
+#[cfg(test)]
+mod tests;
+
 pub use evaluate::{evaluate, evaluate_resolved, Evaluation};
 pub use model::{Policy, PolicyError};
 

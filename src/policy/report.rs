@@ -5,8 +5,23 @@ use chrono::{DateTime, Utc};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 
 use super::evaluate::Evaluation;
-use crate::crd::v1alpha1::{SupportReport, Verdict};
+use kube::Resource;
+
+use crate::crd::v1alpha1::{SupportPolicy, SupportReport, SupportStatus, SupportStatusSpec, Verdict};
 use crate::time::to_k8s;
+
+/// The SupportStatus object for a policy, as the operator applies it and `check -o json`
+/// prints it: same name as the policy, owned by it when its uid is known.
+pub fn status_object(policy: &SupportPolicy, status: SupportReport) -> SupportStatus {
+    let name = policy.metadata.name.clone().unwrap_or_default();
+    let mut object = SupportStatus::new(&name, SupportStatusSpec { policy: name.clone() });
+    object.metadata.owner_references = policy.controller_owner_ref(&()).map(|mut o| {
+        o.block_owner_deletion = Some(true);
+        vec![o]
+    });
+    object.status = Some(status);
+    object
+}
 
 /// At most this many findings in the status.
 pub const MAX_FINDINGS: usize = 50;

@@ -444,7 +444,8 @@ fn stopped(rule: &StoppedRule, nodes: &[&NodeInfo], out: &mut Vec<Signal>) {
         latest = latest.max(since);
         let warn_at = since.and_then(|s| rule.warn_after_days.map(|d| plus_days(s, d)));
         let unsupported_at = since.and_then(|s| rule.unsupported_after_days.map(|d| plus_days(s, d)));
-        let mut steps = Vec::new();
+        // Info from the instant it stopped being Ready (from the start when that is unknown).
+        let mut steps: Vec<_> = since.map(|s| (s, Severity::Info)).into_iter().collect();
         if let Some(w) = warn_at.filter(|w| unsupported_at.is_none_or(|u| *w < u)) {
             steps.push((w, Severity::Warning));
         }
@@ -455,7 +456,7 @@ fn stopped(rule: &StoppedRule, nodes: &[&NodeInfo], out: &mut Vec<Signal>) {
             rule: RuleId::NodeNotReady,
             subject: format!("Node/{}", node.name),
             group: Some((pool_of(node).to_string(), String::new())),
-            base: Some(Severity::Info),
+            base: since.is_none().then_some(Severity::Info),
             steps,
             origin: since,
             fact: Fact::NotReady { since, shutdown: node.shutdown, unsupported_at },
@@ -630,7 +631,7 @@ pub(crate) fn message(members: &[&Signal], pool: Option<&str>, severity: Severit
             } else {
                 format!("{} run{} node image {image}, released on {}", capitalise(&who), if members.len() == 1 { "s" } else { "" }, day(*date))
             };
-            let action = if *from_creation { "Replace the nodes (upgrade or reimage the pool)" } else { "Upgrade the node image" };
+            let action = if *from_creation { "Replace the nodes (upgrade or roll the pool)" } else { "Upgrade the node image" };
             match (severity, unsupported_at) {
                 (Severity::Unsupported, Some(u)) => format!("{age}: out of support since {}. {action}.", when(*u)),
                 (_, Some(u)) => format!("{age}: out of support from {}. {action} before then.", when(*u)),
@@ -644,12 +645,12 @@ pub(crate) fn message(members: &[&Signal], pool: Option<&str>, severity: Severit
         Fact::NotReady { since, shutdown, unsupported_at, .. } => {
             let state = if *shutdown { "shut down" } else { "not Ready" };
             let since_txt = since.map(|s| format!(" since {}", when(s))).unwrap_or_else(|| " (since an unknown time)".into());
-            let verb = if members.len() == 1 { "is" } else { "are" };
+            let (verb, them) = if members.len() == 1 { ("is", "it") } else { ("are", "them") };
             let longest = if members.len() > 1 { " (the longest)" } else { "" };
             match (severity, unsupported_at) {
-                (Severity::Unsupported, Some(u)) => format!("{} {verb} {state}{since_txt}{longest}: out of support since {}. Start or replace the nodes.", capitalise(&who), when(*u)),
-                (_, Some(u)) => format!("{} {verb} {state}{since_txt}{longest}: out of support from {}. Start or replace the nodes before then.", capitalise(&who), when(*u)),
-                _ => format!("{} {verb} {state}{since_txt}{longest}. Start, repair or remove the nodes.", capitalise(&who)),
+                (Severity::Unsupported, Some(u)) => format!("{} {verb} {state}{since_txt}{longest}: out of support since {}. Start or replace {them}.", capitalise(&who), when(*u)),
+                (_, Some(u)) => format!("{} {verb} {state}{since_txt}{longest}: out of support from {}. Start or replace {them} before then.", capitalise(&who), when(*u)),
+                _ => format!("{} {verb} {state}{since_txt}{longest}. Start, repair or remove {them}.", capitalise(&who)),
             }
         }
         Fact::Problem { field, reason } => format!("Cannot read {field} of {who}: {reason}. The node's other fields were still evaluated."),

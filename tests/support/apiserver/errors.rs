@@ -9,7 +9,8 @@ pub struct Subject {
     pub group: String,
     /// Plural resource (`details.kind` of NotFound/AlreadyExists/Conflict) or Kind (Invalid).
     pub kind: String,
-    /// `nodes` or `supportpolicies.support.compliance.dev` (used in messages).
+    /// `nodes` or `supportpolicies.support.compliance.dev` (`SupportPolicy.support.compliance.dev`
+    /// for Invalid), as used in messages.
     pub qualified: String,
     /// Object name.
     pub name: String,
@@ -69,7 +70,7 @@ pub enum ApiError {
     #[error("{0}")]
     UnsupportedMediaType(String),
     /// 422 Invalid.
-    #[error("{} \"{}\" is invalid: {}", .subject.kind, .subject.name, render_causes(.causes))]
+    #[error("{} \"{}\" is invalid: {}", .subject.qualified, .subject.name, render_causes(.causes))]
     Invalid {
         /// The object (`kind` is the Kind here, as in real responses).
         subject: Subject,

@@ -1,0 +1,211 @@
+//! `support-operator check`: the engine once, against files or the current kubeconfig.
+
+pub mod input;
+pub mod table;
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use clap::ValueEnum;
+use kube::api::Api;
+
+use crate::crd::v1alpha1::{SupportPolicy, Verdict};
+use crate::k8s::gather;
+use crate::policy::{self, report, Policy};
+use input::InputError;
+
+/// Output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    /// A report for people (colour on a terminal).
+    Table,
+    /// The SupportStatus object, as JSON.
+    Json,
+    /// The SupportStatus object, as YAML.
+    Yaml,
+}
+
+/// The verdict at or above which `check` exits 1.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum FailOn {
+    /// AtRisk or Unsupported.
+    Warning,
+    /// Unsupported only.
+    Unsupported,
+}
+
+/// When to colour the table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Color {
+    /// On a terminal, unless NO_COLOR is set.
+    Auto,
+    /// Always.
+    Always,
+    /// Never.
+    Never,
+}
+
+/// Everything `check` needs, already parsed.
+#[derive(Debug, Clone)]
+pub struct CheckOptions {
+    pub policy: String,
+    pub snapshots: Vec<PathBuf>,
+    pub server_version: Option<String>,
+    pub now: Option<DateTime<Utc>>,
+    pub output: Output,
+    pub fail_on: Option<FailOn>,
+    pub color: Color,
+}
+
+/// Why `check` could not evaluate: exit code 2.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckError {
+    /// A file is unusable.
+    #[error(transparent)]
+    Input(#[from] InputError),
+    /// The cluster could not be read.
+    #[error("{0}")]
+    Cluster(String),
+}
+
+/// Runs `check`: prints the report on stdout, warnings on stderr, and returns the exit code
+/// (0 compliant, 1 at or above `--fail-on`).
+pub async fn run(opts: CheckOptions) -> Result<u8, CheckError> {
+    let now = opts.now.unwrap_or_else(Utc::now);
+    let interactive = std::io::stderr().is_terminal();
+    let progress = |what: &str| {
+        if interactive {
+            eprint!("\r\x1b[2K{what}…");
+        }
+    };
+
+    let offline = !opts.snapshots.is_empty();
+    let client = if offline && !needs_cluster_for_policy(&opts.policy) {
+        None
+    } else {
+        progress("connecting to the cluster from the current kubeconfig");
+        Some(kube::Client::try_default().await.map_err(|e| {
+            CheckError::Cluster(format!(
+                "cannot reach a cluster from the current kubeconfig ({e}); pass --snapshot FILE to evaluate offline{}",
+                if needs_cluster_for_policy(&opts.policy) {
+                    format!(", and --policy with a file or a preset ({}) instead of '{}'", preset_list(), opts.policy)
+                } else {
+                    String::new()
+                }
+            ))
+        })?)
+    };
+
+    let policy = match (input::preset_policy(&opts.policy), Path::new(&opts.policy).is_file()) {
+        (_, true) => input::load_policy(Path::new(&opts.policy))?,
+        (Some(p), false) => p,
+        (None, false) if looks_like_path(&opts.policy) => {
+            return Err(InputError::Read { file: opts.policy.clone(), reason: "no such file".into() }.into())
+        }
+        (None, false) => {
+            let client = client.clone().expect("a cluster policy name always connects");
+            progress(&format!("reading SupportPolicy {}", opts.policy));
+            let api: Api<SupportPolicy> = Api::all(client);
+            api.get_opt(&opts.policy)
+                .await
+                .map_err(|e| CheckError::Cluster(format!("cannot read SupportPolicy {}: {e}", opts.policy)))?
+                .ok_or_else(|| {
+                    CheckError::Cluster(format!(
+                        "--policy {}: no such file, preset ({}) or SupportPolicy in the cluster",
+                        opts.policy,
+                        preset_list()
+                    ))
+                })?
+        }
+    };
+    let resolved = Policy::resolve(&policy.spec).map_err(|errors| {
+        CheckError::Cluster(format!(
+            "SupportPolicy {} is invalid: {}",
+            opts.policy,
+            errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+        ))
+    })?;
+
+    let mut snapshot = if offline {
+        let (snapshot, warnings) = input::load_snapshots(&opts.snapshots)?;
+        for w in warnings {
+            eprintln!("warning: {}", w.0);
+        }
+        snapshot
+    } else {
+        let client = client.expect("live mode connects");
+        gather::live_snapshot(&client, &resolved, &progress)
+            .await
+            .map_err(|e| CheckError::Cluster(format!("cannot read the cluster: {e}")))?
+    };
+    if interactive {
+        eprint!("\r\x1b[2K");
+    }
+    if let Some(v) = &opts.server_version {
+        snapshot.server_version = Some(v.clone());
+    }
+
+    let evaluation = policy::evaluate_resolved(&resolved, &snapshot, now);
+    let status = report::report(&evaluation, None, policy.metadata.generation, now);
+    let name = policy.metadata.name.clone().unwrap_or_default();
+    match opts.output {
+        Output::Table => {
+            let color = match opts.color {
+                Color::Always => true,
+                Color::Never => false,
+                Color::Auto => {
+                    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+                }
+            };
+            print!("{}", table::render(&name, policy.spec.platform, &status, now, color));
+        }
+        Output::Json => {
+            let object = report::status_object(&policy, status);
+            println!("{}", serde_json::to_string_pretty(&object).expect("status serialises"));
+        }
+        Output::Yaml => {
+            let object = report::status_object(&policy, status);
+            print!("{}", serde_yaml::to_string(&object).expect("status serialises"));
+        }
+    }
+    Ok(exit_code(evaluation.verdict, opts.fail_on))
+}
+
+/// 1 when the verdict is at or above the `--fail-on` threshold, else 0.
+pub fn exit_code(verdict: Verdict, fail_on: Option<FailOn>) -> u8 {
+    let failing = match (fail_on, verdict) {
+        (None, _) => false,
+        (Some(FailOn::Warning), Verdict::AtRisk | Verdict::Unsupported | Verdict::Unknown) => true,
+        (Some(FailOn::Unsupported), Verdict::Unsupported | Verdict::Unknown) => true,
+        _ => false,
+    };
+    u8::from(failing)
+}
+
+fn preset_list() -> String {
+    input::PRESET_NAMES.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+}
+
+fn looks_like_path(s: &str) -> bool {
+    s.contains('/') || s.contains('\\') || [".yaml", ".yml", ".json"].iter().any(|e| s.ends_with(e))
+}
+
+/// A policy argument that is neither a file nor a preset names a policy in the cluster.
+fn needs_cluster_for_policy(policy: &str) -> bool {
+    input::preset_policy(policy).is_none() && !Path::new(policy).is_file() && !looks_like_path(policy)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_codes_follow_the_threshold() {
+        assert_eq!(exit_code(Verdict::Unsupported, None), 0);
+        assert_eq!(exit_code(Verdict::AtRisk, Some(FailOn::Warning)), 1);
+        assert_eq!(exit_code(Verdict::AtRisk, Some(FailOn::Unsupported)), 0);
+        assert_eq!(exit_code(Verdict::Unsupported, Some(FailOn::Unsupported)), 1);
+        assert_eq!(exit_code(Verdict::Supported, Some(FailOn::Warning)), 0);
+    }
+}

@@ -1,0 +1,273 @@
+//! The human-readable report of `check -o table`.
+
+use std::fmt::Write as _;
+
+use anstyle::{AnsiColor, Style};
+use chrono::{DateTime, Utc};
+
+use crate::crd::v1alpha1::{Platform, Severity, SupportReport, Transition, Verdict};
+use crate::policy::evaluate::HORIZON_DAYS;
+use crate::time::format;
+
+/// Renders a status as a report for a terminal. With `color` false the output is plain text.
+pub fn render(policy: &str, platform: Platform, status: &SupportReport, now: DateTime<Utc>, color: bool) -> String {
+    let p = Painter(color);
+    let mut out = String::new();
+    let verdict = status.verdict.unwrap_or(Verdict::Unknown);
+    let label = |s: &str| format!("{s:<14}");
+
+    let _ = writeln!(out, "{}{} ({} preset), evaluated at {}", label("Policy"), policy, platform.as_str(), format(now));
+    let _ = writeln!(out, "{}{}", label("Verdict"), p.verdict(verdict));
+    if let Some(cp) = &status.control_plane {
+        match cp.version.as_deref() {
+            None => {
+                let _ = writeln!(out, "{}version unknown (pass --server-version when evaluating a snapshot)", label("Control plane"));
+            }
+            Some(version) => {
+                let eos = cp.end_of_support.map(|d| format!(", end of support {d}")).unwrap_or_default();
+                let minor = cp.minor.as_deref().map(|m| format!(" (minor {m})")).unwrap_or_default();
+                let _ = writeln!(out, "{}{version}{minor}: {}{eos}", label("Control plane"), p.state(&cp.state));
+            }
+        }
+    }
+    if let Some(n) = &status.nodes {
+        let _ = writeln!(
+            out,
+            "{}{} in scope: {} Ready, {} not Ready ({} shut down); {} with an outdated image, {} with an unsupported kubelet",
+            label("Nodes"),
+            n.total,
+            n.ready,
+            n.not_ready,
+            n.stopped,
+            n.outdated_image,
+            n.unsupported_kubelet
+        );
+    }
+
+    if !status.pools.is_empty() {
+        let _ = writeln!(out, "\n{}", p.bold("Pools"));
+        let mut rows = vec![vec![
+            "POOL".to_string(),
+            "NODES".into(),
+            "READY".into(),
+            "KUBELET".into(),
+            "IMAGES".into(),
+            "OLDEST IMAGE".into(),
+        ]];
+        for pool in &status.pools {
+            let list = |v: &[crate::crd::v1alpha1::VersionCount]| {
+                if v.is_empty() {
+                    "-".to_string()
+                } else {
+                    v.iter().map(|c| format!("{} ×{}", c.version, c.count)).collect::<Vec<_>>().join(", ")
+                }
+            };
+            rows.push(vec![
+                pool.name.clone(),
+                pool.nodes.to_string(),
+                pool.ready.to_string(),
+                list(&pool.kubelet_versions),
+                list(&pool.images),
+                pool.oldest_image_date.map(|d| d.to_string()).unwrap_or_else(|| "-".into()),
+            ]);
+        }
+        out.push_str(&columns(&rows, "  "));
+        if status.pools_omitted > 0 {
+            let _ = writeln!(out, "  … and {} more pools", status.pools_omitted);
+        }
+    }
+
+    let _ = writeln!(out, "\n{}", p.bold(&format!("Findings ({})", status.findings_total)));
+    if status.findings.is_empty() {
+        let _ = writeln!(out, "  none");
+    }
+    let sev_width = status.findings.iter().map(|f| f.severity.as_str().len()).max().unwrap_or(0);
+    let rule_width = status.findings.iter().map(|f| f.rule.len()).max().unwrap_or(0);
+    for f in &status.findings {
+        let deadline = f.deadline.map(|d| format!("  deadline {}", short(d))).unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "  {} {}  {:<rule_width$}  {}{}",
+            p.marker(f.severity),
+            p.severity(f.severity, &format!("{:<sev_width$}", f.severity.as_str())),
+            f.rule,
+            f.subject,
+            deadline
+        );
+        let _ = writeln!(out, "      {}", f.message);
+    }
+    if status.findings_omitted > 0 {
+        let _ = writeln!(out, "  … {} more findings not shown (the status keeps the 50 worst)", status.findings_omitted);
+    }
+
+    let _ = writeln!(out);
+    match &status.next_deadline {
+        Some(t) => {
+            let _ = writeln!(
+                out,
+                "{}{} ({}): {} on {} becomes {}",
+                label("Next deadline"),
+                short(t.at),
+                relative(t.at, now),
+                t.rule,
+                t.subject,
+                p.severity(t.severity, t.severity.as_str())
+            );
+        }
+        None => {
+            let _ = writeln!(out, "{}none: nothing changes unless the cluster does", label("Next deadline"));
+        }
+    }
+
+    let _ = writeln!(out, "\n{}", p.bold(&format!("Timeline (next {HORIZON_DAYS} days)")));
+    if status.upcoming.is_empty() {
+        let _ = writeln!(out, "  no transition");
+    } else {
+        out.push_str(&timeline(&status.upcoming, now, &p));
+    }
+    out
+}
+
+fn timeline(upcoming: &[Transition], now: DateTime<Utc>, p: &Painter) -> String {
+    let rows: Vec<Vec<String>> = upcoming
+        .iter()
+        .map(|t| vec![short(t.at), relative(t.at, now), t.severity.as_str().to_string(), t.rule.clone(), t.subject.clone()])
+        .collect();
+    // Colour the severity column after alignment so escape codes do not skew widths.
+    let plain = columns(&rows, "  ");
+    plain
+        .lines()
+        .zip(upcoming)
+        .map(|(line, t)| {
+            let sev = t.severity.as_str();
+            match line.find(&format!("  {sev}  ")) {
+                Some(i) => format!("{}{}{}\n", &line[..i + 2], p.severity(t.severity, sev), &line[i + 2 + sev.len()..]),
+                None => format!("{line}\n"),
+            }
+        })
+        .collect()
+}
+
+/// Aligns rows into columns, each line indented by `indent`.
+fn columns(rows: &[Vec<String>], indent: &str) -> String {
+    let n = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..n).map(|i| rows.iter().filter_map(|r| r.get(i)).map(|c| c.chars().count()).max().unwrap_or(0)).collect();
+    let mut out = String::new();
+    for row in rows {
+        let mut line = indent.to_string();
+        for (i, cell) in row.iter().enumerate() {
+            if i + 1 == row.len() {
+                line.push_str(cell);
+            } else {
+                line.push_str(cell);
+                line.push_str(&" ".repeat(widths[i] - cell.chars().count() + 2));
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// A day when the instant is midnight UTC, else RFC 3339.
+fn short(t: DateTime<Utc>) -> String {
+    if t.time() == chrono::NaiveTime::MIN {
+        t.date_naive().to_string()
+    } else {
+        format(t)
+    }
+}
+
+/// `in 6 days`, `in 3 hours`, `2 days ago`.
+fn relative(t: DateTime<Utc>, now: DateTime<Utc>) -> String {
+    let secs = (t - now).num_seconds();
+    let (n, unit) = match secs.abs() {
+        s if s >= 2 * 86_400 => (s / 86_400, "days"),
+        s if s >= 86_400 => (1, "day"),
+        s if s >= 7_200 => (s / 3_600, "hours"),
+        s if s >= 3_600 => (1, "hour"),
+        s if s >= 120 => (s / 60, "minutes"),
+        s => (s, "seconds"),
+    };
+    if secs >= 0 {
+        format!("in {n} {unit}")
+    } else {
+        format!("{n} {unit} ago")
+    }
+}
+
+struct Painter(bool);
+
+impl Painter {
+    fn paint(&self, style: Style, text: &str) -> String {
+        if self.0 {
+            format!("{style}{text}{style:#}")
+        } else {
+            text.to_string()
+        }
+    }
+
+    fn bold(&self, text: &str) -> String {
+        self.paint(Style::new().bold(), text)
+    }
+
+    fn severity(&self, s: Severity, text: &str) -> String {
+        let style = match s {
+            Severity::Unsupported => Style::new().fg_color(Some(AnsiColor::Red.into())).bold(),
+            Severity::Warning => Style::new().fg_color(Some(AnsiColor::Yellow.into())).bold(),
+            Severity::Info => Style::new().fg_color(Some(AnsiColor::Cyan.into())),
+        };
+        self.paint(style, text)
+    }
+
+    fn marker(&self, s: Severity) -> String {
+        let m = match s {
+            Severity::Unsupported => "✗",
+            Severity::Warning => "!",
+            Severity::Info => "i",
+        };
+        self.severity(s, m)
+    }
+
+    fn verdict(&self, v: Verdict) -> String {
+        let style = match v {
+            Verdict::Supported => Style::new().fg_color(Some(AnsiColor::Green.into())).bold(),
+            Verdict::AtRisk => Style::new().fg_color(Some(AnsiColor::Yellow.into())).bold(),
+            Verdict::Unsupported => Style::new().fg_color(Some(AnsiColor::Red.into())).bold(),
+            Verdict::Unknown => Style::new().bold(),
+        };
+        self.paint(style, v.as_str())
+    }
+
+    fn state(&self, state: &str) -> String {
+        match state {
+            "Unsupported" => self.severity(Severity::Unsupported, state),
+            "Warning" => self.severity(Severity::Warning, state),
+            "Supported" => self.paint(Style::new().fg_color(Some(AnsiColor::Green.into())), state),
+            other => other.to_string(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_times_read_naturally() {
+        let now = crate::time::parse_rfc3339("2026-11-25T00:00:00Z").unwrap();
+        let at = |s: &str| crate::time::parse_rfc3339(s).unwrap();
+        assert_eq!(relative(at("2026-12-01T00:00:00Z"), now), "in 6 days");
+        assert_eq!(relative(at("2026-11-26T00:00:00Z"), now), "in 1 day");
+        assert_eq!(relative(at("2026-11-25T05:00:00Z"), now), "in 5 hours");
+        assert_eq!(relative(at("2026-11-20T00:00:00Z"), now), "5 days ago");
+    }
+
+    #[test]
+    fn plain_output_has_no_escape_codes_and_colour_has_them() {
+        let status = SupportReport { verdict: Some(Verdict::Unsupported), ..Default::default() };
+        let now = crate::time::parse_rfc3339("2026-11-25T00:00:00Z").unwrap();
+        assert!(!render("p", Platform::Aks, &status, now, false).contains('\u{1b}'));
+        assert!(render("p", Platform::Aks, &status, now, true).contains('\u{1b}'));
+    }
+}

@@ -1,0 +1,146 @@
+//! The command line: `support-operator run | check | crd`. Every flag can also be set through
+//! the environment variable named in its help.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::check::{Color, FailOn, Output};
+
+/// Makes managed-Kubernetes support policies visible and alertable, before the deadline.
+#[derive(Parser, Debug)]
+#[command(name = "support-operator", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the operator: watch policies, nodes and leases; write SupportStatus, events and metrics.
+    Run(RunArgs),
+    /// Evaluate a policy once against a snapshot file or the current kubeconfig, then exit.
+    ///
+    /// Exit codes: 0 compliant (or no --fail-on), 1 verdict at or above --fail-on, 2 unusable
+    /// input or usage error (one line on stderr says which file, field and why).
+    Check(CheckArgs),
+    /// Print the CustomResourceDefinitions (what `make crds` writes to crds/).
+    Crd,
+}
+
+/// Flags of `check`.
+#[derive(Args, Debug, Clone)]
+pub struct CheckArgs {
+    /// A SupportPolicy YAML file, a preset (aks, aks-arc, eks, gke, upstream) or the name of a
+    /// SupportPolicy in the cluster.
+    #[arg(long, env = "SUPPORT_CHECK_POLICY", value_name = "FILE|NAME")]
+    pub policy: String,
+    /// A snapshot to evaluate offline: `kubectl get nodes,leases -A -o json`, a multi-document
+    /// YAML of Nodes and Leases, or `kubectl version -o json`. Repeatable. Without it, the
+    /// cluster of the current kubeconfig is read.
+    #[arg(long = "snapshot", env = "SUPPORT_CHECK_SNAPSHOT", value_name = "FILE", value_delimiter = ',')]
+    pub snapshots: Vec<PathBuf>,
+    /// The control-plane version when evaluating offline (e.g. v1.31.4).
+    #[arg(long, env = "SUPPORT_CHECK_SERVER_VERSION", value_name = "VERSION")]
+    pub server_version: Option<String>,
+    /// Evaluate as of this instant (RFC 3339, e.g. 2026-12-01T00:00:00Z) instead of now.
+    #[arg(long, env = "SUPPORT_CHECK_NOW", value_name = "RFC3339", value_parser = parse_now)]
+    pub now: Option<DateTime<Utc>>,
+    /// Output: a table for people, or the SupportStatus object as JSON or YAML.
+    #[arg(short = 'o', long, env = "SUPPORT_CHECK_OUTPUT", value_enum, default_value_t = Output::Table)]
+    pub output: Output,
+    /// Exit 1 when the verdict is at or above this level (for CI gates).
+    #[arg(long, env = "SUPPORT_CHECK_FAIL_ON", value_enum)]
+    pub fail_on: Option<FailOn>,
+    /// Colour the table: auto (on a terminal, unless NO_COLOR is set), always or never.
+    #[arg(long, env = "SUPPORT_CHECK_COLOR", value_enum, default_value_t = Color::Auto)]
+    pub color: Color,
+}
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Plain,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Flags of `run`.
+#[derive(Args, Debug, Clone)]
+pub struct RunArgs {
+    /// Address of the HTTP server for /metrics, /healthz and /readyz.
+    #[arg(long, env = "SUPPORT_METRICS_ADDR", default_value = "0.0.0.0:8080")]
+    pub metrics_addr: SocketAddr,
+    /// Elect a leader with a coordination.k8s.io Lease: every replica watches and evaluates,
+    /// only the leader writes status, events and per-policy metrics.
+    #[arg(long, env = "SUPPORT_LEADER_ELECT")]
+    pub leader_elect: bool,
+    /// Name of the leader-election Lease.
+    #[arg(long, env = "SUPPORT_LEASE_NAME", default_value = "support-operator-leader")]
+    pub lease_name: String,
+    /// Namespace of the leader-election Lease (default: POD_NAMESPACE, else the kubeconfig's).
+    #[arg(long, env = "POD_NAMESPACE")]
+    pub lease_namespace: Option<String>,
+    /// Seconds a leader's Lease is valid without renewal; a leader that cannot renew stops
+    /// writing within this time.
+    #[arg(long, env = "SUPPORT_LEASE_DURATION_SECONDS", default_value_t = 15, value_parser = clap::value_parser!(u64).range(2..=600))]
+    pub lease_duration_seconds: u64,
+    /// Identity of this replica in the Lease (default: POD_NAME, else the hostname).
+    #[arg(long, env = "POD_NAME")]
+    pub identity: Option<String>,
+    /// Longest time between two evaluations of a policy when nothing changes.
+    #[arg(long, env = "SUPPORT_RESYNC_SECONDS", default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub resync_seconds: u64,
+    /// Seconds between two refreshes of API discovery (for AlphaApiServed).
+    #[arg(long, env = "SUPPORT_DISCOVERY_SECONDS", default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub discovery_seconds: u64,
+    /// Log format.
+    #[arg(long, env = "SUPPORT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Plain)]
+    pub log_format: LogFormat,
+    /// Log filter (tracing EnvFilter syntax).
+    #[arg(long, env = "RUST_LOG", default_value = "info,kube=warn")]
+    pub log_filter: String,
+}
+
+impl RunArgs {
+    /// The resync interval.
+    pub fn resync(&self) -> Duration {
+        Duration::from_secs(self.resync_seconds)
+    }
+}
+
+fn parse_now(s: &str) -> Result<DateTime<Utc>, String> {
+    crate::time::parse_rfc3339(s).ok_or_else(|| format!("'{s}' is not an RFC 3339 instant (e.g. 2026-12-01T00:00:00Z)"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn every_flag_has_an_env_var_and_help() {
+        for sub in Cli::command().get_subcommands() {
+            for arg in sub.get_arguments().filter(|a| !matches!(a.get_id().as_str(), "help" | "version")) {
+                assert!(arg.get_env().is_some(), "{} --{} has no env var", sub.get_name(), arg.get_id());
+                assert!(arg.get_help().is_some(), "{} --{} has no help", sub.get_name(), arg.get_id());
+            }
+        }
+    }
+
+    #[test]
+    fn bad_now_is_a_usage_error() {
+        let err = Cli::try_parse_from(["support-operator", "check", "--policy", "aks", "--now", "tomorrow"]).unwrap_err();
+        assert!(err.to_string().contains("not an RFC 3339 instant"));
+    }
+}

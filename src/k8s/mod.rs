@@ -1,0 +1,5 @@
+//! Everything that talks to the Kubernetes API: cached object types, one-shot gathering for
+//! `check`, status writes, events and leader election.
+
+pub mod gather;
+pub mod objects;
