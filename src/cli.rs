@@ -140,7 +140,8 @@ mod tests {
 
     #[test]
     fn bad_now_is_a_usage_error() {
-        let err = Cli::try_parse_from(["support-operator", "check", "--policy", "aks", "--now", "tomorrow"]).unwrap_err();
+        let err =
+            Cli::try_parse_from(["support-operator", "check", "--policy", "aks", "--now", "tomorrow"]).unwrap_err();
         assert!(err.to_string().contains("not an RFC 3339 instant"));
     }
 }

@@ -253,9 +253,9 @@ fn string_map(v: Option<&Value>) -> Result<BTreeMap<String, String>, String> {
 fn timestamp(v: Option<&Value>) -> Result<Option<DateTime<Utc>>, String> {
     match v {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => {
-            parse_rfc3339(s).map(Some).ok_or_else(|| format!("'{}' is not an RFC 3339 timestamp", crate::policy::version::truncate(s)))
-        }
+        Some(Value::String(s)) => parse_rfc3339(s)
+            .map(Some)
+            .ok_or_else(|| format!("'{}' is not an RFC 3339 timestamp", crate::policy::version::truncate(s))),
         Some(other) => Err(format!("not a timestamp: {}", short_json(other))),
     }
 }

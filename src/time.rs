@@ -14,14 +14,12 @@ pub fn start_of_day(day: NaiveDate) -> DateTime<Utc> {
 
 /// `t + days × 86,400 s`, saturating instead of overflowing on absurd inputs.
 pub fn plus_days(t: DateTime<Utc>, days: u32) -> DateTime<Utc> {
-    t.checked_add_signed(chrono::TimeDelta::seconds(i64::from(days) * DAY_SECONDS))
-        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+    t.checked_add_signed(chrono::TimeDelta::seconds(i64::from(days) * DAY_SECONDS)).unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
 /// `t − days × 86,400 s`, saturating.
 pub fn minus_days(t: DateTime<Utc>, days: u32) -> DateTime<Utc> {
-    t.checked_sub_signed(chrono::TimeDelta::seconds(i64::from(days) * DAY_SECONDS))
-        .unwrap_or(DateTime::<Utc>::MIN_UTC)
+    t.checked_sub_signed(chrono::TimeDelta::seconds(i64::from(days) * DAY_SECONDS)).unwrap_or(DateTime::<Utc>::MIN_UTC)
 }
 
 /// A Kubernetes `metav1.Time` as a chrono instant.
@@ -31,8 +29,7 @@ pub fn from_k8s(t: &Time) -> DateTime<Utc> {
 
 /// A jiff timestamp as a chrono instant.
 pub fn from_jiff(t: jiff::Timestamp) -> DateTime<Utc> {
-    DateTime::from_timestamp(t.as_second(), t.subsec_nanosecond().max(0) as u32)
-        .unwrap_or(DateTime::<Utc>::MIN_UTC)
+    DateTime::from_timestamp(t.as_second(), t.subsec_nanosecond().max(0) as u32).unwrap_or(DateTime::<Utc>::MIN_UTC)
 }
 
 /// A chrono instant as a Kubernetes `metav1.Time` (whole seconds, as the API serialises them).

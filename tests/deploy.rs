@@ -90,10 +90,8 @@ fn have_tools(test: &str, tools: &[&str]) -> bool {
     if missing.is_empty() {
         return true;
     }
-    let msg = format!(
-        "{test}: {} not found on PATH (install with `sudo scripts/install-tools.sh`)",
-        missing.join(" and ")
-    );
+    let msg =
+        format!("{test}: {} not found on PATH (install with `sudo scripts/install-tools.sh`)", missing.join(" and "));
     if in_ci() {
         panic!("{msg}; CI is set, so this is a failure, not a skip");
     }
@@ -199,10 +197,7 @@ fn default_install_has_crds_rbac_and_a_hardened_deployment() {
             "{plural} serves v1alpha1"
         );
     }
-    assert!(
-        !docs.iter().any(|d| d["kind"] == "SupportPolicy"),
-        "samples must not be part of config/default"
-    );
+    assert!(!docs.iter().any(|d| d["kind"] == "SupportPolicy"), "samples must not be part of config/default");
 
     // Everything namespaced lands in the operator's namespace.
     find(docs, "Namespace", NAMESPACE);
@@ -287,9 +282,11 @@ fn default_install_has_crds_rbac_and_a_hardened_deployment() {
 
     // RBAC.
     let sa_subject = |binding: &Value| {
-        binding["subjects"].as_array().unwrap().iter().any(|s| {
-            s["kind"] == "ServiceAccount" && s["name"] == sa && s["namespace"] == NAMESPACE
-        })
+        binding["subjects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["kind"] == "ServiceAccount" && s["name"] == sa && s["namespace"] == NAMESPACE)
     };
     let crb = docs.iter().find(|d| d["kind"] == "ClusterRoleBinding").expect("a ClusterRoleBinding");
     assert!(sa_subject(crb), "ClusterRoleBinding binds the ServiceAccount");
@@ -306,7 +303,10 @@ fn default_install_has_crds_rbac_and_a_hardened_deployment() {
     ];
     for (group, resource, verbs) in required {
         for verb in *verbs {
-            assert!(allows(cluster_role, group, resource, verb), "ClusterRole must allow {verb} {resource} ({group:?})");
+            assert!(
+                allows(cluster_role, group, resource, verb),
+                "ClusterRole must allow {verb} {resource} ({group:?})"
+            );
         }
     }
     assert!(!allows(cluster_role, "", "secrets", "get"), "the ClusterRole must not read Secrets");
@@ -552,12 +552,8 @@ fn rules_and_dashboard_use_only_contract_metrics_and_label_values() {
         sources.push(("dashboard".into(), q));
     }
 
-    let allowed_values: &[(&str, &[&str])] = &[
-        ("rule", RULE_IDS),
-        ("verdict", VERDICTS),
-        ("component", COMPONENTS),
-        ("severity", FINDING_SEVERITIES),
-    ];
+    let allowed_values: &[(&str, &[&str])] =
+        &[("rule", RULE_IDS), ("verdict", VERDICTS), ("component", COMPONENTS), ("severity", FINDING_SEVERITIES)];
     for (origin, expr) in &sources {
         for metric in support_metrics(expr) {
             assert!(known_metric(&metric), "{origin}: {metric} is not a metric of the contract: {expr}");
@@ -597,16 +593,27 @@ fn metric_and_label_scanners_work() {
 
 #[test]
 fn samples_cover_every_preset_and_follow_the_crd_schema() {
-    let crds = read_yaml("crds/supportpolicies.yaml");
-    let crd = crds.iter().find(|d| d["kind"] == "CustomResourceDefinition").expect("the SupportPolicy CRD");
+    // The CRDs as config/crd installs them: the files crds/kustomization.yml lists.
+    let listed_crds = read_yaml("crds/kustomization.yml");
+    let crds: Vec<Value> =
+        strs(&listed_crds[0]["resources"]).iter().flat_map(|f| read_yaml(&format!("crds/{f}"))).collect();
+    let crd = crds
+        .iter()
+        .find(|d| {
+            d["kind"] == "CustomResourceDefinition" && d["metadata"]["name"] == format!("supportpolicies.{GROUP}")
+        })
+        .expect("the SupportPolicy CRD in crds/");
     let version = crd["spec"]["versions"].as_array().unwrap().iter().find(|v| v["name"] == "v1alpha1").unwrap();
     let schema = &version["schema"]["openAPIV3Schema"];
 
-    let listed = read_yaml("config/samples/kustomization.yaml");
+    // config/samples builds examples/policies, the one copy of the example policies.
+    let samples = read_yaml("config/samples/kustomization.yaml");
+    assert_eq!(strs(&samples[0]["resources"]), ["../../examples/policies"]);
+    let listed = read_yaml("examples/policies/kustomization.yml");
     let files = strs(&listed[0]["resources"]);
     let mut platforms = BTreeSet::new();
     for file in &files {
-        for doc in read_yaml(&format!("config/samples/{file}")) {
+        for doc in read_yaml(&format!("examples/policies/{file}")) {
             assert_eq!(doc["apiVersion"], format!("{GROUP}/v1alpha1"), "{file}");
             assert_eq!(doc["kind"], "SupportPolicy", "{file}");
             let mut errors = Vec::new();
@@ -619,8 +626,11 @@ fn samples_cover_every_preset_and_follow_the_crd_schema() {
     for preset in PRESETS {
         assert!(platforms.contains(*preset), "no sample for platform {preset}");
     }
-    let on_disk = std::fs::read_dir(root().join("config/samples")).unwrap().count() - 1;
-    assert_eq!(files.len(), on_disk, "config/samples/kustomization.yaml lists every sample");
+    let on_disk = std::fs::read_dir(root().join("examples/policies"))
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().file_name() != "kustomization.yml")
+        .count();
+    assert_eq!(files.len(), on_disk, "examples/policies/kustomization.yml lists every policy");
 }
 
 /// A structural OpenAPI v3 check: types, properties (no unknown fields), required, enum, bounds.
@@ -655,7 +665,9 @@ fn validate(schema: &Value, v: &Value, path: &str, errors: &mut Vec<String>) {
         return;
     }
     if let Some(n) = v.as_f64() {
-        if schema["minimum"].as_f64().is_some_and(|min| n < min) || schema["maximum"].as_f64().is_some_and(|max| n > max) {
+        if schema["minimum"].as_f64().is_some_and(|min| n < min)
+            || schema["maximum"].as_f64().is_some_and(|max| n > max)
+        {
             errors.push(format!("{path}: {n} out of bounds"));
         }
     }

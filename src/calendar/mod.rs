@@ -126,8 +126,8 @@ fn presets() -> &'static BTreeMap<&'static str, Preset> {
             .map(|(platform, file, text)| {
                 // The data files are part of the binary and covered by tests: a broken one is a
                 // build defect, not an input error.
-                let preset: Preset = serde_yaml::from_str(text)
-                    .unwrap_or_else(|e| panic!("embedded calendar {file} is invalid: {e}"));
+                let preset: Preset =
+                    serde_yaml::from_str(text).unwrap_or_else(|e| panic!("embedded calendar {file} is invalid: {e}"));
                 assert_eq!(preset.platform, *platform, "{file} names the wrong platform");
                 (platform.as_str(), preset)
             })
@@ -143,14 +143,11 @@ pub fn preset(platform: Platform) -> Option<&'static Preset> {
 /// The preset's calendar with the policy's inline releases merged over it by minor, sorted by
 /// minor. An inline entry replaces the preset's entry for the same minor.
 pub fn merged_calendar(platform: Platform, inline: &[ReleaseSpec]) -> Result<Vec<Release>, String> {
-    let mut by_minor: BTreeMap<Minor, Release> = preset(platform)
-        .map(|p| p.releases.iter().map(|r| (r.minor, r.clone())).collect())
-        .unwrap_or_default();
+    let mut by_minor: BTreeMap<Minor, Release> =
+        preset(platform).map(|p| p.releases.iter().map(|r| (r.minor, r.clone())).collect()).unwrap_or_default();
     for (i, spec) in inline.iter().enumerate() {
-        let minor: Minor = spec
-            .minor
-            .parse()
-            .map_err(|e| format!("spec.kubernetesVersion.releases[{i}].minor: {e}"))?;
+        let minor: Minor =
+            spec.minor.parse().map_err(|e| format!("spec.kubernetesVersion.releases[{i}].minor: {e}"))?;
         by_minor.insert(
             minor,
             Release {

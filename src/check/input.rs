@@ -55,8 +55,11 @@ pub fn load_policy(path: &Path) -> Result<SupportPolicy, InputError> {
     let text = read(path)?;
     let mut docs = Vec::new();
     for doc in serde_yaml::Deserializer::from_str(&text) {
-        let value = serde_yaml::Value::deserialize(doc)
-            .map_err(|e| InputError::Syntax { file: file.clone(), format: "YAML", reason: e.to_string() })?;
+        let value = serde_yaml::Value::deserialize(doc).map_err(|e| InputError::Syntax {
+            file: file.clone(),
+            format: "YAML",
+            reason: e.to_string(),
+        })?;
         if !value.is_null() {
             docs.push(value);
         }
@@ -64,7 +67,12 @@ pub fn load_policy(path: &Path) -> Result<SupportPolicy, InputError> {
     let doc = match docs.len() {
         1 => docs.remove(0),
         0 => return Err(InputError::Content { file, reason: "holds no document (expected one SupportPolicy)".into() }),
-        n => return Err(InputError::Content { file, reason: format!("holds {n} documents (expected one SupportPolicy)") }),
+        n => {
+            return Err(InputError::Content {
+                file,
+                reason: format!("holds {n} documents (expected one SupportPolicy)"),
+            })
+        }
     };
     let kind = doc.get("kind").and_then(|k| k.as_str()).unwrap_or_default();
     let api_version = doc.get("apiVersion").and_then(|k| k.as_str()).unwrap_or_default();
@@ -106,7 +114,13 @@ pub fn load_snapshots(paths: &[PathBuf]) -> Result<(ClusterSnapshot, Vec<Warning
         let file = display(path);
         let text = read(path)?;
         for (doc_index, doc) in documents(&file, &text)?.into_iter().enumerate() {
-            let at = |field: &str| if doc_index == 0 { field.to_string() } else { format!("document {}: {field}", doc_index + 1) };
+            let at = |field: &str| {
+                if doc_index == 0 {
+                    field.to_string()
+                } else {
+                    format!("document {}: {field}", doc_index + 1)
+                }
+            };
             if doc.is_null() {
                 continue;
             }
@@ -115,27 +129,32 @@ pub fn load_snapshots(paths: &[PathBuf]) -> Result<(ClusterSnapshot, Vec<Warning
                 continue;
             }
             let kind = doc.get("kind").and_then(Value::as_str).unwrap_or_default();
-            let items: Vec<(String, &Value)> = match (kind, doc.get("items")) {
-                (k, Some(Value::Array(items))) if k.ends_with("List") => {
-                    items.iter().enumerate().map(|(i, item)| (at(&format!("items[{i}]")), item)).collect()
-                }
-                (k, Some(_)) if k.ends_with("List") => {
-                    return Err(InputError::Field { file, field: at("items"), reason: "not a list".into() })
-                }
-                ("Node" | "Lease", _) => vec![(at("$"), &doc)],
-                ("", _) => {
-                    return Err(InputError::Content {
+            let items: Vec<(String, &Value)> =
+                match (kind, doc.get("items")) {
+                    (k, Some(Value::Array(items))) if k.ends_with("List") => {
+                        items.iter().enumerate().map(|(i, item)| (at(&format!("items[{i}]")), item)).collect()
+                    }
+                    (k, Some(_)) if k.ends_with("List") => {
+                        return Err(InputError::Field { file, field: at("items"), reason: "not a list".into() })
+                    }
+                    ("Node" | "Lease", _) => vec![(at("$"), &doc)],
+                    ("", _) => return Err(InputError::Content {
                         file,
-                        reason: format!("{}has no kind: expected a List of Nodes and Leases (kubectl get nodes,leases -A -o json)", if doc_index == 0 { String::new() } else { format!("document {}: ", doc_index + 1) }),
-                    })
-                }
-                (other, _) => {
-                    return Err(InputError::Content {
-                        file,
-                        reason: format!("{}is a {other}, not a List of Nodes and Leases", if doc_index == 0 { String::new() } else { format!("document {}: ", doc_index + 1) }),
-                    })
-                }
-            };
+                        reason: format!(
+                            "{}has no kind: expected a List of Nodes and Leases (kubectl get nodes,leases -A -o json)",
+                            if doc_index == 0 { String::new() } else { format!("document {}: ", doc_index + 1) }
+                        ),
+                    }),
+                    (other, _) => {
+                        return Err(InputError::Content {
+                            file,
+                            reason: format!(
+                                "{}is a {other}, not a List of Nodes and Leases",
+                                if doc_index == 0 { String::new() } else { format!("document {}: ", doc_index + 1) }
+                            ),
+                        })
+                    }
+                };
             for (where_, item) in items {
                 let item_kind = item.get("kind").and_then(Value::as_str).unwrap_or(if kind == "NodeList" {
                     "Node"
@@ -148,10 +167,16 @@ pub fn load_snapshots(paths: &[PathBuf]) -> Result<(ClusterSnapshot, Vec<Warning
                     "Node" => match NodeInfo::from_value(item) {
                         Ok(node) => {
                             for p in &node.problems {
-                                warnings.push(Warning(format!("{file}: {where_} (Node {}): {}: {}", node.name, p.field, p.reason)));
+                                warnings.push(Warning(format!(
+                                    "{file}: {where_} (Node {}): {}: {}",
+                                    node.name, p.field, p.reason
+                                )));
                             }
                             if snapshot.nodes.iter().any(|n| n.name == node.name) {
-                                warnings.push(Warning(format!("{file}: {where_}: Node {} appears twice; the last one counts", node.name)));
+                                warnings.push(Warning(format!(
+                                    "{file}: {where_}: Node {} appears twice; the last one counts",
+                                    node.name
+                                )));
                                 snapshot.nodes.retain(|n| n.name != node.name);
                             }
                             snapshot.nodes.push(node.into());
@@ -161,7 +186,10 @@ pub fn load_snapshots(paths: &[PathBuf]) -> Result<(ClusterSnapshot, Vec<Warning
                     "Lease" => match LeaseInfo::from_value(item) {
                         Ok(lease) => {
                             if let Some(p) = &lease.problem {
-                                warnings.push(Warning(format!("{file}: {where_} (Lease {}/{}): {p}", lease.namespace, lease.name)));
+                                warnings.push(Warning(format!(
+                                    "{file}: {where_} (Lease {}/{}): {p}",
+                                    lease.namespace, lease.name
+                                )));
                             }
                             snapshot.leases.insert((lease.namespace.clone(), lease.name.clone()), lease);
                         }
@@ -185,13 +213,19 @@ fn documents(file: &str, text: &str) -> Result<Vec<Value>, InputError> {
         return Err(InputError::Content { file: file.into(), reason: "is empty".into() });
     }
     if trimmed.starts_with('{') || trimmed.starts_with('[') {
-        return serde_json::from_str::<Value>(text)
-            .map(|v| vec![v])
-            .map_err(|e| InputError::Syntax { file: file.into(), format: "JSON", reason: e.to_string() });
+        return serde_json::from_str::<Value>(text).map(|v| vec![v]).map_err(|e| InputError::Syntax {
+            file: file.into(),
+            format: "JSON",
+            reason: e.to_string(),
+        });
     }
     serde_yaml::Deserializer::from_str(text)
         .map(|doc| {
-            Value::deserialize(doc).map_err(|e| InputError::Syntax { file: file.into(), format: "YAML", reason: e.to_string() })
+            Value::deserialize(doc).map_err(|e| InputError::Syntax {
+                file: file.into(),
+                format: "YAML",
+                reason: e.to_string(),
+            })
         })
         .collect()
 }
@@ -233,7 +267,8 @@ mod tests {
             policy_err(&format!("{HEAD}spec: {{platform: AKS, nodeImage: {{datePattern: '(?P<year>\\d+)'}}}}")),
             "FILE: spec.nodeImage.datePattern: lacks the named group 'month' (needs year, month and day)"
         );
-        assert!(policy_err(&format!("{HEAD}spec: {{platform: Azure}}")).starts_with("FILE: spec.platform: unknown variant `Azure`"));
+        assert!(policy_err(&format!("{HEAD}spec: {{platform: Azure}}"))
+            .starts_with("FILE: spec.platform: unknown variant `Azure`"));
         assert!(policy_err("kind: Pod\napiVersion: v1\n").contains("found v1 Pod"));
         assert!(policy_err("").contains("holds no document"));
     }
@@ -242,12 +277,18 @@ mod tests {
     fn snapshot_errors_for_unusable_files() {
         let err = |content: &str| {
             let f = file(content);
-            load_snapshots(&[f.path().to_path_buf()]).unwrap_err().to_string().replace(&f.path().display().to_string(), "FILE")
+            load_snapshots(&[f.path().to_path_buf()])
+                .unwrap_err()
+                .to_string()
+                .replace(&f.path().display().to_string(), "FILE")
         };
         assert!(err("{\"kind\": \"List\", \"items\": [").starts_with("FILE: not valid JSON: EOF while parsing"));
         assert_eq!(err("{\"kind\": \"Pod\"}"), "FILE: is a Pod, not a List of Nodes and Leases");
         assert_eq!(err("{\"kind\": \"List\", \"items\": 3}"), "FILE: items: not a list");
-        assert_eq!(err("[1, 2]"), "FILE: has no kind: expected a List of Nodes and Leases (kubectl get nodes,leases -A -o json)");
+        assert_eq!(
+            err("[1, 2]"),
+            "FILE: has no kind: expected a List of Nodes and Leases (kubectl get nodes,leases -A -o json)"
+        );
         assert_eq!(err(""), "FILE: is empty");
     }
 

@@ -21,7 +21,11 @@ pub fn render(policy: &str, platform: Platform, status: &SupportReport, now: Dat
     if let Some(cp) = &status.control_plane {
         match cp.version.as_deref() {
             None => {
-                let _ = writeln!(out, "{}version unknown (pass --server-version when evaluating a snapshot)", label("Control plane"));
+                let _ = writeln!(
+                    out,
+                    "{}version unknown (pass --server-version when evaluating a snapshot)",
+                    label("Control plane")
+                );
             }
             Some(version) => {
                 let eos = cp.end_of_support.map(|d| format!(", end of support {d}")).unwrap_or_default();
@@ -97,7 +101,8 @@ pub fn render(policy: &str, platform: Platform, status: &SupportReport, now: Dat
         let _ = writeln!(out, "      {}", f.message);
     }
     if status.findings_omitted > 0 {
-        let _ = writeln!(out, "  … {} more findings not shown (the status keeps the 50 worst)", status.findings_omitted);
+        let _ =
+            writeln!(out, "  … {} more findings not shown (the status keeps the 50 worst)", status.findings_omitted);
     }
 
     let _ = writeln!(out);
@@ -131,7 +136,9 @@ pub fn render(policy: &str, platform: Platform, status: &SupportReport, now: Dat
 fn timeline(upcoming: &[Transition], now: DateTime<Utc>, p: &Painter) -> String {
     let rows: Vec<Vec<String>> = upcoming
         .iter()
-        .map(|t| vec![short(t.at), relative(t.at, now), t.severity.as_str().to_string(), t.rule.clone(), t.subject.clone()])
+        .map(|t| {
+            vec![short(t.at), relative(t.at, now), t.severity.as_str().to_string(), t.rule.clone(), t.subject.clone()]
+        })
         .collect();
     // Colour the severity column after alignment so escape codes do not skew widths.
     let plain = columns(&rows, "  ");
@@ -151,7 +158,8 @@ fn timeline(upcoming: &[Transition], now: DateTime<Utc>, p: &Painter) -> String 
 /// Aligns rows into columns, each line indented by `indent`.
 fn columns(rows: &[Vec<String>], indent: &str) -> String {
     let n = rows.iter().map(Vec::len).max().unwrap_or(0);
-    let widths: Vec<usize> = (0..n).map(|i| rows.iter().filter_map(|r| r.get(i)).map(|c| c.chars().count()).max().unwrap_or(0)).collect();
+    let widths: Vec<usize> =
+        (0..n).map(|i| rows.iter().filter_map(|r| r.get(i)).map(|c| c.chars().count()).max().unwrap_or(0)).collect();
     let mut out = String::new();
     for row in rows {
         let mut line = indent.to_string();

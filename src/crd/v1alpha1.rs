@@ -23,6 +23,7 @@ pub const VERSION: &str = "v1alpha1";
     version = "v1alpha1",
     kind = "SupportPolicy",
     plural = "supportpolicies",
+    doc = "The support rules of a managed Kubernetes platform (a preset) and the numbers they use. The operator writes one SupportStatus of the same name.",
     shortname = "spol",
     category = "support",
     printcolumn = r#"{"name":"Platform","type":"string","jsonPath":".spec.platform"}"#,
@@ -91,14 +92,8 @@ pub enum Platform {
 
 impl Platform {
     /// Every platform, in the order of the docs.
-    pub const ALL: [Platform; 6] = [
-        Platform::Aks,
-        Platform::AksArc,
-        Platform::Eks,
-        Platform::Gke,
-        Platform::Upstream,
-        Platform::Custom,
-    ];
+    pub const ALL: [Platform; 6] =
+        [Platform::Aks, Platform::AksArc, Platform::Eks, Platform::Gke, Platform::Upstream, Platform::Custom];
 
     /// The name used in the API (`AKS`, `AKSArc`, …).
     pub fn as_str(self) -> &'static str {
@@ -310,6 +305,7 @@ pub enum AlphaApis {
     version = "v1alpha1",
     kind = "SupportStatus",
     plural = "supportstatuses",
+    doc = "The support status of the cluster under the SupportPolicy of the same name: verdict, findings and next deadline. Written by support-operator.",
     shortname = "sst",
     category = "support",
     status = "SupportReport",

@@ -24,7 +24,11 @@ pub async fn served_api_versions(client: &Client) -> Result<Vec<String>, kube::E
 
 /// Reads everything `policy` needs from the cluster: `/version`, discovery, every node (paged)
 /// and the Leases its heartbeats name. `progress` is told what is being read.
-pub async fn live_snapshot(client: &Client, policy: &Policy, progress: &dyn Fn(&str)) -> Result<ClusterSnapshot, kube::Error> {
+pub async fn live_snapshot(
+    client: &Client,
+    policy: &Policy,
+    progress: &dyn Fn(&str),
+) -> Result<ClusterSnapshot, kube::Error> {
     progress("reading the API server version");
     let server_version = Some(client.apiserver_version().await?.git_version);
     progress("reading API discovery");

@@ -36,7 +36,13 @@ pub struct CachedLease {
 
 fn slim_meta(v: &Value) -> ObjectMeta {
     let s = |k: &str| v.pointer(&format!("/metadata/{k}")).and_then(Value::as_str).map(str::to_string);
-    ObjectMeta { name: s("name"), namespace: s("namespace"), resource_version: s("resourceVersion"), uid: s("uid"), ..Default::default() }
+    ObjectMeta {
+        name: s("name"),
+        namespace: s("namespace"),
+        resource_version: s("resourceVersion"),
+        uid: s("uid"),
+        ..Default::default()
+    }
 }
 
 impl<'de> Deserialize<'de> for CachedNode {

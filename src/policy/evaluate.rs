@@ -8,7 +8,8 @@ use super::model::{Policy, PolicyError};
 use super::rules::{self, image_of, pool_of, Component, Fact, Signal, VersionTrack};
 use super::RuleId;
 use crate::crd::v1alpha1::{
-    ControlPlaneStatus, Finding, NodeCounts, PoolSummary, Severity, SupportPolicySpec, Transition, Verdict, VersionCount,
+    ControlPlaneStatus, Finding, NodeCounts, PoolSummary, Severity, SupportPolicySpec, Transition, Verdict,
+    VersionCount,
 };
 use crate::snapshot::{ClusterSnapshot, NodeInfo};
 use crate::time::plus_days;
@@ -151,7 +152,9 @@ pub fn evaluate_resolved(policy: &Policy, snapshot: &ClusterSnapshot, now: DateT
     let mut transitions = Vec::new();
     for ((rule, _), mut members) in groups {
         // Worst member first (its fact speaks for the group), then by name.
-        members.sort_by(|a, b| b.at(now).cmp(&a.at(now)).then_with(|| a.origin.cmp(&b.origin)).then_with(|| a.subject.cmp(&b.subject)));
+        members.sort_by(|a, b| {
+            b.at(now).cmp(&a.at(now)).then_with(|| a.origin.cmp(&b.origin)).then_with(|| a.subject.cmp(&b.subject))
+        });
         let pool = members[0].group.as_ref().map(|(p, _)| p.as_str());
         let subject = if members.len() > 1 {
             format!("NodePool/{}", pool.unwrap_or("default"))
@@ -175,7 +178,12 @@ pub fn evaluate_resolved(policy: &Policy, snapshot: &ClusterSnapshot, now: DateT
             }
             if Some(sev) > running {
                 running = Some(sev);
-                transitions.push(Transition { at, rule: rule.as_str().into(), subject: subject.clone(), severity: sev });
+                transitions.push(Transition {
+                    at,
+                    rule: rule.as_str().into(),
+                    subject: subject.clone(),
+                    severity: sev,
+                });
             }
         }
 
@@ -194,7 +202,9 @@ pub fn evaluate_resolved(policy: &Policy, snapshot: &ClusterSnapshot, now: DateT
             .then(|| {
                 members
                     .iter()
-                    .filter_map(|m| m.steps.iter().find(|(at, s)| *s == Severity::Unsupported && *at > now).map(|(at, _)| *at))
+                    .filter_map(|m| {
+                        m.steps.iter().find(|(at, s)| *s == Severity::Unsupported && *at > now).map(|(at, _)| *at)
+                    })
                     .min()
             })
             .flatten();
@@ -202,7 +212,10 @@ pub fn evaluate_resolved(policy: &Policy, snapshot: &ClusterSnapshot, now: DateT
         let speaking = if worst.is_empty() { &members } else { &worst };
         let mut text = rules::message(speaking, pool, severity);
         if speaking.len() < members.len() {
-            text.push_str(&format!(" ({} more nodes of the pool share the cause at a lower severity.)", members.len() - speaking.len()));
+            text.push_str(&format!(
+                " ({} more nodes of the pool share the cause at a lower severity.)",
+                members.len() - speaking.len()
+            ));
         }
         findings.push(Finding { rule: rule.as_str().into(), severity, subject, message: text, since, deadline });
     }
@@ -219,7 +232,8 @@ pub fn evaluate_resolved(policy: &Policy, snapshot: &ClusterSnapshot, now: DateT
             .then_with(|| a.rule.cmp(&b.rule))
             .then_with(|| a.subject.cmp(&b.subject))
     });
-    transitions.sort_by(|a, b| a.at.cmp(&b.at).then_with(|| a.rule.cmp(&b.rule)).then_with(|| a.subject.cmp(&b.subject)));
+    transitions
+        .sort_by(|a, b| a.at.cmp(&b.at).then_with(|| a.rule.cmp(&b.rule)).then_with(|| a.subject.cmp(&b.subject)));
     let next_deadline = transitions.first().cloned();
     let horizon = plus_days(now, HORIZON_DAYS);
     // The status changes at every step, and when a transition enters the horizon of `upcoming`.
@@ -253,17 +267,24 @@ pub fn evaluate_resolved(policy: &Policy, snapshot: &ClusterSnapshot, now: DateT
     }
 }
 
-fn control_plane(policy: &Policy, snapshot: &ClusterSnapshot, signals: &[Signal], now: DateTime<Utc>) -> Option<ControlPlaneStatus> {
+fn control_plane(
+    policy: &Policy,
+    snapshot: &ClusterSnapshot,
+    signals: &[Signal],
+    now: DateTime<Utc>,
+) -> Option<ControlPlaneStatus> {
     let version = snapshot.server_version.clone();
     let signal = signals.iter().find(|s| s.subject == "ControlPlane/kube-apiserver");
     if policy.version.is_none() && version.is_none() {
         return None;
     }
     let (minor, end) = match signal.map(|s| &s.fact) {
-        Some(Fact::Version { track: VersionTrack::Known { minor, end, .. }, .. }) => (Some(minor.to_string()), end.map(|e| e.date_naive())),
-        Some(Fact::Version { track: VersionTrack::Unknown { minor, .. } | VersionTrack::TooOld { minor, .. }, .. }) => {
-            (Some(minor.to_string()), None)
+        Some(Fact::Version { track: VersionTrack::Known { minor, end, .. }, .. }) => {
+            (Some(minor.to_string()), end.map(|e| e.date_naive()))
         }
+        Some(Fact::Version {
+            track: VersionTrack::Unknown { minor, .. } | VersionTrack::TooOld { minor, .. }, ..
+        }) => (Some(minor.to_string()), None),
         _ => (version.as_deref().and_then(|v| super::version::parse_version(v).ok()).map(|m| m.to_string()), None),
     };
     let state = match signal {
@@ -295,7 +316,10 @@ fn counts(nodes: &[&NodeInfo], signals: &[Signal], now: DateTime<Utc>) -> NodeCo
         not_ready: nodes.len() as u32 - ready,
         stopped: nodes.iter().filter(|n| n.shutdown).count() as u32,
         outdated_image: worst_per_node(&[RuleId::NodeImageOutdated], Severity::Warning),
-        unsupported_kubelet: worst_per_node(&[RuleId::KubeletVersionEndOfSupport, RuleId::KubeletVersionSkew], Severity::Unsupported),
+        unsupported_kubelet: worst_per_node(
+            &[RuleId::KubeletVersionEndOfSupport, RuleId::KubeletVersionSkew],
+            Severity::Unsupported,
+        ),
     }
 }
 
@@ -376,7 +400,11 @@ fn samples(policy: &Policy, snapshot: &ClusterSnapshot, nodes: &[&NodeInfo], sig
         .heartbeats
         .iter()
         .filter_map(|h| {
-            snapshot.leases.get(&(h.namespace.clone(), h.lease.clone())).and_then(|l| l.renewed).map(|r| (h.name.clone(), r))
+            snapshot
+                .leases
+                .get(&(h.namespace.clone(), h.lease.clone()))
+                .and_then(|l| l.renewed)
+                .map(|r| (h.name.clone(), r))
         })
         .collect();
     Samples { version_ends, node_images, not_ready, cluster_stopped_since, heartbeats }

@@ -144,14 +144,18 @@ impl Policy {
                 for (i, r) in s.releases.iter().enumerate() {
                     for (name, end) in [("endOfSupport", r.end_of_support), ("ltsEndOfSupport", r.lts_end_of_support)] {
                         if end.is_some_and(|end| end <= r.released) {
-                            errors.push(format!("spec.kubernetesVersion.releases[{i}].{name}"), "must be after released");
+                            errors
+                                .push(format!("spec.kubernetesVersion.releases[{i}].{name}"), "must be after released");
                         }
                     }
                 }
                 let mut seen = BTreeSet::new();
                 for (i, r) in s.releases.iter().enumerate() {
                     if !seen.insert(r.minor.clone()) {
-                        errors.push(format!("spec.kubernetesVersion.releases[{i}].minor"), format!("{} is listed twice", r.minor));
+                        errors.push(
+                            format!("spec.kubernetesVersion.releases[{i}].minor"),
+                            format!("{} is listed twice", r.minor),
+                        );
                     }
                 }
                 let field = |name: &str| format!("spec.kubernetesVersion.{name}");
@@ -211,9 +215,14 @@ impl Policy {
                 };
                 let source = source.unwrap_or_else(|| {
                     match explicit {
-                        Some(NodeImageSource::Annotation) => errors.push("spec.nodeImage.annotation", "required with source: Annotation"),
-                        Some(NodeImageSource::Label) => errors.push("spec.nodeImage.label", "required with source: Label"),
-                        _ => errors.push("spec.nodeImage.source", "required: set label, annotation or source: NodeCreation"),
+                        Some(NodeImageSource::Annotation) => {
+                            errors.push("spec.nodeImage.annotation", "required with source: Annotation")
+                        }
+                        Some(NodeImageSource::Label) => {
+                            errors.push("spec.nodeImage.label", "required with source: Label")
+                        }
+                        _ => errors
+                            .push("spec.nodeImage.source", "required: set label, annotation or source: NodeCreation"),
                     }
                     ImageSource::NodeCreation
                 });
@@ -222,7 +231,10 @@ impl Policy {
                     None => d.date_patterns.clone(),
                 };
                 if patterns.is_empty() && source != ImageSource::NodeCreation {
-                    errors.push("spec.nodeImage.datePattern", "required when the image version comes from a label or annotation");
+                    errors.push(
+                        "spec.nodeImage.datePattern",
+                        "required when the image version comes from a label or annotation",
+                    );
                 }
                 let parser = ImageDateParser::new(&patterns).unwrap_or_else(|(_, e)| {
                     errors.push("spec.nodeImage.datePattern", e.to_string());
@@ -247,7 +259,9 @@ impl Policy {
                 let rule = StoppedRule {
                     warn_after_days: s.warn_after_days.or(d.warn_after_days),
                     unsupported_after_days: s.unsupported_after_days.or(d.unsupported_after_days),
-                    cluster_unsupported_after_days: s.cluster_unsupported_after_days.or(d.cluster_unsupported_after_days),
+                    cluster_unsupported_after_days: s
+                        .cluster_unsupported_after_days
+                        .or(d.cluster_unsupported_after_days),
                     cluster_not_upgradable_after_days: s
                         .cluster_not_upgradable_after_days
                         .or(d.cluster_not_upgradable_after_days),
@@ -255,7 +269,9 @@ impl Policy {
                 errors.pair("spec.stoppedNodes", rule.warn_after_days, rule.unsupported_after_days);
                 errors.days("spec.stoppedNodes.clusterUnsupportedAfterDays", rule.cluster_unsupported_after_days);
                 errors.days("spec.stoppedNodes.clusterNotUpgradableAfterDays", rule.cluster_not_upgradable_after_days);
-                if let (Some(u), Some(n)) = (rule.cluster_unsupported_after_days, rule.cluster_not_upgradable_after_days) {
+                if let (Some(u), Some(n)) =
+                    (rule.cluster_unsupported_after_days, rule.cluster_not_upgradable_after_days)
+                {
                     if u > n {
                         errors.push(
                             "spec.stoppedNodes.clusterUnsupportedAfterDays",
@@ -417,7 +433,10 @@ mod tests {
         let arc = Policy::resolve(&spec(Platform::AksArc)).unwrap();
         assert!(arc.version.unwrap().upgrade_path_removed);
         let stopped = arc.stopped.unwrap();
-        assert_eq!((stopped.cluster_unsupported_after_days, stopped.cluster_not_upgradable_after_days), (Some(30), Some(90)));
+        assert_eq!(
+            (stopped.cluster_unsupported_after_days, stopped.cluster_not_upgradable_after_days),
+            (Some(30), Some(90))
+        );
         assert_eq!(arc.image.unwrap().source, ImageSource::NodeCreation);
         assert!(!Policy::resolve(&spec(Platform::Eks)).unwrap().forbid_alpha);
     }
@@ -463,7 +482,10 @@ mod tests {
     fn bad_patterns_and_missing_keys_name_the_field() {
         let mut s = spec(Platform::Aks);
         s.node_image = Some(NodeImageSpec { date_pattern: Some(r"(?P<year>\d{4})".into()), ..Default::default() });
-        assert_eq!(first_error(&s), "spec.nodeImage.datePattern: lacks the named group 'month' (needs year, month and day)");
+        assert_eq!(
+            first_error(&s),
+            "spec.nodeImage.datePattern: lacks the named group 'month' (needs year, month and day)"
+        );
 
         s.node_image = Some(NodeImageSpec { date_pattern: Some("([".into()), ..Default::default() });
         assert!(first_error(&s).starts_with("spec.nodeImage.datePattern: does not compile"));

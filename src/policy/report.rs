@@ -33,7 +33,12 @@ pub const CONDITION_POLICY_VALID: &str = "PolicyValid";
 
 /// Builds the status. `previous` is the status as last written (its conditions keep their
 /// `lastTransitionTime` unless their status changes); `now` stamps new transitions.
-pub fn report(eval: &Evaluation, previous: Option<&SupportReport>, generation: Option<i64>, now: DateTime<Utc>) -> SupportReport {
+pub fn report(
+    eval: &Evaluation,
+    previous: Option<&SupportReport>,
+    generation: Option<i64>,
+    now: DateTime<Utc>,
+) -> SupportReport {
     let total = eval.findings.len();
     let findings: Vec<_> = eval.findings.iter().take(MAX_FINDINGS).cloned().collect();
 
@@ -41,7 +46,9 @@ pub fn report(eval: &Evaluation, previous: Option<&SupportReport>, generation: O
         Verdict::Supported => ("True", "Supported", "No finding is at Warning or worse.".to_string()),
         Verdict::AtRisk => ("False", "AtRisk", headline(eval, "A deadline is near")),
         Verdict::Unsupported => ("False", "Unsupported", headline(eval, "Out of support")),
-        Verdict::Unknown => ("Unknown", "PolicyInvalid", "The policy is invalid: see the PolicyValid condition.".to_string()),
+        Verdict::Unknown => {
+            ("Unknown", "PolicyInvalid", "The policy is invalid: see the PolicyValid condition.".to_string())
+        }
     };
     let (valid_status, valid_reason, valid_message) = if eval.policy_errors.is_empty() {
         ("True", "Valid", "The policy resolved against its preset.".to_string())
@@ -122,7 +129,8 @@ mod tests {
 
     #[test]
     fn findings_are_bounded_and_the_cut_is_counted() {
-        let eval = Evaluation { verdict: Verdict::AtRisk, findings: (0..70).map(finding).collect(), ..Default::default() };
+        let eval =
+            Evaluation { verdict: Verdict::AtRisk, findings: (0..70).map(finding).collect(), ..Default::default() };
         let r = report(&eval, None, Some(3), parse_rfc3339("2026-11-25T00:00:00Z").unwrap());
         assert_eq!((r.findings.len(), r.findings_total, r.findings_omitted), (50, 70, 20));
         assert_eq!(r.observed_generation, Some(3));

@@ -53,18 +53,64 @@ impl Signal {
 /// What a signal is about, for its message.
 #[derive(Debug, Clone)]
 pub(crate) enum Fact {
-    Version { component: Component, version: String, track: VersionTrack },
-    VersionUnparsed { component: Component, reason: String },
-    Skew { kubelet: Minor, control_plane: Minor, max: u32 },
-    Image { image: String, date: DateTime<Utc>, from_creation: bool, warn_at: Option<DateTime<Utc>>, unsupported_at: Option<DateTime<Utc>> },
-    ImageUnknown { reason: String },
-    NotReady { since: Option<DateTime<Utc>>, shutdown: bool, unsupported_at: Option<DateTime<Utc>> },
-    Problem { field: String, reason: String },
-    ClusterStopped { since: DateTime<Utc>, nodes: usize, unsupported_at: Option<DateTime<Utc>> },
-    ClusterNotUpgradable { since: DateTime<Utc>, at: DateTime<Utc> },
-    Heartbeat { namespace: String, lease: String, renewed: Option<DateTime<Utc>>, problem: Option<String>, unsupported_at: Option<DateTime<Utc>> },
-    Attestation { name: String, description: Option<String>, since: DateTime<Utc>, unsupported_at: DateTime<Utc> },
-    Alpha { group_version: String },
+    Version {
+        component: Component,
+        version: String,
+        track: VersionTrack,
+    },
+    VersionUnparsed {
+        component: Component,
+        reason: String,
+    },
+    Skew {
+        kubelet: Minor,
+        control_plane: Minor,
+        max: u32,
+    },
+    Image {
+        image: String,
+        date: DateTime<Utc>,
+        from_creation: bool,
+        warn_at: Option<DateTime<Utc>>,
+        unsupported_at: Option<DateTime<Utc>>,
+    },
+    ImageUnknown {
+        reason: String,
+    },
+    NotReady {
+        since: Option<DateTime<Utc>>,
+        shutdown: bool,
+        unsupported_at: Option<DateTime<Utc>>,
+    },
+    Problem {
+        field: String,
+        reason: String,
+    },
+    ClusterStopped {
+        since: DateTime<Utc>,
+        nodes: usize,
+        unsupported_at: Option<DateTime<Utc>>,
+    },
+    ClusterNotUpgradable {
+        since: DateTime<Utc>,
+        at: DateTime<Utc>,
+    },
+    Heartbeat {
+        namespace: String,
+        lease: String,
+        renewed: Option<DateTime<Utc>>,
+        problem: Option<String>,
+        unsupported_at: Option<DateTime<Utc>>,
+    },
+    Attestation {
+        name: String,
+        description: Option<String>,
+        since: DateTime<Utc>,
+        unsupported_at: DateTime<Utc>,
+    },
+    Alpha {
+        group_version: String,
+    },
 }
 
 /// Which component a version belongs to.
@@ -88,7 +134,13 @@ impl Component {
 #[derive(Debug, Clone)]
 pub(crate) enum VersionTrack {
     /// In the calendar; support ends at `end` (if known) for `reason`.
-    Known { minor: Minor, end: Option<DateTime<Utc>>, reason: EndReason, upgrade_path_removed: bool, oldest_supported_at_end: Option<Minor> },
+    Known {
+        minor: Minor,
+        end: Option<DateTime<Utc>>,
+        reason: EndReason,
+        upgrade_path_removed: bool,
+        oldest_supported_at_end: Option<Minor>,
+    },
     /// Newer than every entry, or in a gap.
     Unknown { minor: Minor, newest: Option<Minor> },
     /// Older than every entry.
@@ -102,7 +154,10 @@ pub(crate) enum EndReason {
     Lts,
     Window(u32),
     /// It falls out of the N newest released minors when these are released.
-    Displaced { n: u32, by: Vec<Minor> },
+    Displaced {
+        n: u32,
+        by: Vec<Minor>,
+    },
 }
 
 impl VersionRule {
@@ -119,8 +174,12 @@ impl VersionRule {
         };
         let lts_applies = self.long_term_support && r.lts_end_of_support.is_some();
         if let (Some(n), false) = (self.supported_minors, lts_applies) {
-            let mut newer: Vec<_> =
-                self.calendar.iter().filter(|o| o.minor > r.minor && !o.planned).map(|o| (o.released, o.minor)).collect();
+            let mut newer: Vec<_> = self
+                .calendar
+                .iter()
+                .filter(|o| o.minor > r.minor && !o.planned)
+                .map(|o| (o.released, o.minor))
+                .collect();
             newer.sort();
             if let Some((released, _)) = newer.get(n as usize - 1) {
                 let displaced = start_of_day(*released);
@@ -142,7 +201,10 @@ impl VersionRule {
     }
 
     /// How `minor` stands, with its steps.
-    pub(crate) fn track(&self, minor: Minor) -> (RuleId, Option<Severity>, Vec<(DateTime<Utc>, Severity)>, VersionTrack) {
+    pub(crate) fn track(
+        &self,
+        minor: Minor,
+    ) -> (RuleId, Option<Severity>, Vec<(DateTime<Utc>, Severity)>, VersionTrack) {
         let Some(idx) = self.calendar.iter().position(|r| r.minor == minor) else {
             let oldest = self.calendar.first().map(|r| r.minor);
             return match oldest {
@@ -220,7 +282,12 @@ pub(crate) fn signals(policy: &Policy, snapshot: &ClusterSnapshot, nodes: &[&Nod
             base: None,
             steps,
             origin: Some(a.since),
-            fact: Fact::Attestation { name: a.name.clone(), description: a.description.clone(), since: a.since, unsupported_at },
+            fact: Fact::Attestation {
+                name: a.name.clone(),
+                description: a.description.clone(),
+                since: a.since,
+                unsupported_at,
+            },
         });
     }
     if policy.forbid_alpha {
@@ -264,7 +331,9 @@ fn control_plane(rule: &VersionRule, snapshot: &ClusterSnapshot, out: &mut Vec<S
         fact: Fact::VersionUnparsed { component: Component::ControlPlane, reason },
     };
     let Some(version) = &snapshot.server_version else {
-        out.push(unparsed("the control-plane version is not known: run against the cluster or pass --server-version".into()));
+        out.push(unparsed(
+            "the control-plane version is not known: run against the cluster or pass --server-version".into(),
+        ));
         return None;
     };
     match parse_version(version) {
@@ -290,7 +359,8 @@ fn control_plane(rule: &VersionRule, snapshot: &ClusterSnapshot, out: &mut Vec<S
 
 fn kubelets(rule: &VersionRule, cp: Option<Minor>, nodes: &[&NodeInfo], out: &mut Vec<Signal>) {
     // Many nodes share a version: look each up once.
-    let mut tracks: HashMap<Minor, (RuleId, Option<Severity>, Vec<(DateTime<Utc>, Severity)>, VersionTrack)> = HashMap::new();
+    let mut tracks: HashMap<Minor, (RuleId, Option<Severity>, Vec<(DateTime<Utc>, Severity)>, VersionTrack)> =
+        HashMap::new();
     for node in nodes {
         let pool = pool_of(node).to_string();
         let subject = format!("Node/{}", node.name);
@@ -305,7 +375,10 @@ fn kubelets(rule: &VersionRule, cp: Option<Minor>, nodes: &[&NodeInfo], out: &mu
                 base: Some(Severity::Info),
                 steps: vec![],
                 origin: None,
-                fact: Fact::VersionUnparsed { component: Component::Kubelet, reason: "the node reports no kubelet version".into() },
+                fact: Fact::VersionUnparsed {
+                    component: Component::Kubelet,
+                    reason: "the node reports no kubelet version".into(),
+                },
             });
             continue;
         };
@@ -325,7 +398,8 @@ fn kubelets(rule: &VersionRule, cp: Option<Minor>, nodes: &[&NodeInfo], out: &mu
             }
         };
         let (rule_id, base, steps, track) = tracks.entry(minor).or_insert_with(|| rule.track(minor)).clone();
-        let rule_id = if rule_id == RuleId::KubernetesVersionEndOfSupport { RuleId::KubeletVersionEndOfSupport } else { rule_id };
+        let rule_id =
+            if rule_id == RuleId::KubernetesVersionEndOfSupport { RuleId::KubeletVersionEndOfSupport } else { rule_id };
         out.push(Signal {
             rule: rule_id,
             subject: subject.clone(),
@@ -379,10 +453,13 @@ fn images(rule: &ImageRule, nodes: &[&NodeInfo], out: &mut Vec<Signal>) {
         let pool = pool_of(node).to_string();
         let subject = format!("Node/{}", node.name);
         // Label values repeat across a pool: parse each distinct value once.
-        let result = match (&rule.source, node.labels.get(match &rule.source {
-            ImageSource::Label(k) => k.as_str(),
-            _ => "",
-        })) {
+        let result = match (
+            &rule.source,
+            node.labels.get(match &rule.source {
+                ImageSource::Label(k) => k.as_str(),
+                _ => "",
+            }),
+        ) {
             (ImageSource::Label(_), Some(value)) => {
                 parsed.entry(value.clone()).or_insert_with(|| image_of(rule, node)).clone()
             }
@@ -508,7 +585,9 @@ fn heartbeats(policy: &Policy, snapshot: &ClusterSnapshot, out: &mut Vec<Signal>
         let renewed = lease.and_then(|l| l.renewed);
         let problem = match lease {
             None => Some("the Lease does not exist".to_string()),
-            Some(l) if l.renewed.is_none() => Some(l.problem.clone().unwrap_or_else(|| "the Lease has never been renewed".into())),
+            Some(l) if l.renewed.is_none() => {
+                Some(l.problem.clone().unwrap_or_else(|| "the Lease has never been renewed".into()))
+            }
             Some(_) => None,
         };
         let warn_at = renewed.and_then(|r| h.warn_after_days.map(|d| plus_days(r, d)));
@@ -527,7 +606,13 @@ fn heartbeats(policy: &Policy, snapshot: &ClusterSnapshot, out: &mut Vec<Signal>
             base: problem.as_ref().map(|_| Severity::Warning),
             steps,
             origin: renewed,
-            fact: Fact::Heartbeat { namespace: h.namespace.clone(), lease: h.lease.clone(), renewed, problem, unsupported_at },
+            fact: Fact::Heartbeat {
+                namespace: h.namespace.clone(),
+                lease: h.lease.clone(),
+                renewed,
+                problem,
+                unsupported_at,
+            },
         });
     }
 }

@@ -72,7 +72,15 @@ fn severity_of(e: &Evaluation, rule: RuleId, subject: &str) -> Option<Severity> 
 
 /// Asserts the severity of one finding one second before, at and one second after `t`.
 #[track_caller]
-fn threshold(spec: &SupportPolicySpec, snap: &ClusterSnapshot, rule: RuleId, subject: &str, t: &str, before: Option<Severity>, after: Option<Severity>) {
+fn threshold(
+    spec: &SupportPolicySpec,
+    snap: &ClusterSnapshot,
+    rule: RuleId,
+    subject: &str,
+    t: &str,
+    before: Option<Severity>,
+    after: Option<Severity>,
+) {
     let t = at(t);
     let sev = |now| severity_of(&evaluate(spec, snap, now), rule, subject);
     assert_eq!(sev(t - SEC), before, "{rule} {subject} one second before {t}");
@@ -87,8 +95,24 @@ fn control_plane_end_of_support_from_the_calendar() {
     // AKS 1.31: end of life 2025-11-01, warned 60 days before (2025-09-02).
     let s = spec(Platform::Aks);
     let c = cluster("v1.31.4", vec![]);
-    threshold(&s, &c, RuleId::KubernetesVersionEndOfSupport, "ControlPlane/kube-apiserver", "2025-09-02", None, Some(W));
-    threshold(&s, &c, RuleId::KubernetesVersionEndOfSupport, "ControlPlane/kube-apiserver", "2025-11-01", Some(W), Some(U));
+    threshold(
+        &s,
+        &c,
+        RuleId::KubernetesVersionEndOfSupport,
+        "ControlPlane/kube-apiserver",
+        "2025-09-02",
+        None,
+        Some(W),
+    );
+    threshold(
+        &s,
+        &c,
+        RuleId::KubernetesVersionEndOfSupport,
+        "ControlPlane/kube-apiserver",
+        "2025-11-01",
+        Some(W),
+        Some(U),
+    );
     let e = evaluate(&s, &c, at("2025-10-01"));
     assert_eq!(e.findings[0].deadline, Some(at("2025-11-01")));
     assert_eq!(e.control_plane.as_ref().unwrap().end_of_support, Some("2025-11-01".parse().unwrap()));
@@ -100,7 +124,15 @@ fn long_term_support_counts_the_lts_end() {
     let mut s = spec(Platform::Aks);
     s.kubernetes_version = Some(KubernetesVersionSpec { long_term_support: Some(true), ..Default::default() });
     let c = cluster("v1.31.4", vec![]);
-    threshold(&s, &c, RuleId::KubernetesVersionEndOfSupport, "ControlPlane/kube-apiserver", "2026-11-30", Some(W), Some(U));
+    threshold(
+        &s,
+        &c,
+        RuleId::KubernetesVersionEndOfSupport,
+        "ControlPlane/kube-apiserver",
+        "2026-11-30",
+        Some(W),
+        Some(U),
+    );
 }
 
 #[test]
@@ -108,7 +140,15 @@ fn a_minor_outside_the_n_newest_is_unsupported_when_the_nth_newer_ships() {
     // Upstream 1.33 ends 2026-06-28, but 1.36 (its third newer minor) shipped 2026-04-22.
     let s = spec(Platform::Upstream);
     let c = cluster("v1.33.1", vec![]);
-    threshold(&s, &c, RuleId::KubernetesVersionEndOfSupport, "ControlPlane/kube-apiserver", "2026-04-22", Some(W), Some(U));
+    threshold(
+        &s,
+        &c,
+        RuleId::KubernetesVersionEndOfSupport,
+        "ControlPlane/kube-apiserver",
+        "2026-04-22",
+        Some(W),
+        Some(U),
+    );
     let msg = &evaluate(&s, &c, at("2026-05-01")).findings[0].message;
     assert!(msg.contains("no longer among the 3 newest minors"), "{msg}");
 }
@@ -117,7 +157,15 @@ fn a_minor_outside_the_n_newest_is_unsupported_when_the_nth_newer_ships() {
 fn planned_releases_do_not_displace_older_minors() {
     // AKS 1.37 is planned for 2026-10-31: 1.34 keeps its calendar end (2026-11-30).
     let c = cluster("v1.34.2", vec![]);
-    threshold(&spec(Platform::Aks), &c, RuleId::KubernetesVersionEndOfSupport, "ControlPlane/kube-apiserver", "2026-11-30", Some(W), Some(U));
+    threshold(
+        &spec(Platform::Aks),
+        &c,
+        RuleId::KubernetesVersionEndOfSupport,
+        "ControlPlane/kube-apiserver",
+        "2026-11-30",
+        Some(W),
+        Some(U),
+    );
 }
 
 #[test]
@@ -125,7 +173,15 @@ fn support_window_applies_without_an_end_date_and_the_upgrade_path_goes() {
     // AKS Arc 1.30: first shipped 2025-03-01, one year of support.
     let s = spec(Platform::AksArc);
     let c = cluster("v1.30.4", vec![]);
-    threshold(&s, &c, RuleId::KubernetesVersionEndOfSupport, "ControlPlane/kube-apiserver", "2026-03-01", Some(W), Some(U));
+    threshold(
+        &s,
+        &c,
+        RuleId::KubernetesVersionEndOfSupport,
+        "ControlPlane/kube-apiserver",
+        "2026-03-01",
+        Some(W),
+        Some(U),
+    );
     let msg = &evaluate(&s, &c, at("2026-03-02")).findings[0].message;
     assert!(msg.contains("incremental upgrade path is gone"), "{msg}");
 }
@@ -147,13 +203,20 @@ fn kubelets_follow_the_calendar_and_group_by_pool() {
     let s = spec(Platform::Aks);
     let c = cluster(
         "v1.35.1",
-        vec![node("a").pool("p").kubelet("v1.34.2"), node("b").pool("p").kubelet("v1.34.1"), node("c").pool("q").kubelet("v1.34.2")],
+        vec![
+            node("a").pool("p").kubelet("v1.34.2"),
+            node("b").pool("p").kubelet("v1.34.1"),
+            node("c").pool("q").kubelet("v1.34.2"),
+        ],
     );
     threshold(&s, &c, RuleId::KubeletVersionEndOfSupport, "NodePool/p", "2026-11-30", Some(W), Some(U));
     threshold(&s, &c, RuleId::KubeletVersionEndOfSupport, "Node/c", "2026-11-30", Some(W), Some(U));
     let e = evaluate(&s, &c, at("2026-12-01"));
     assert_eq!(e.nodes.unsupported_kubelet, 3);
-    assert!(e.findings.iter().any(|f| f.subject == "NodePool/p" && f.message.starts_with("2 nodes in pool 'p' (a, b)")));
+    assert!(e
+        .findings
+        .iter()
+        .any(|f| f.subject == "NodePool/p" && f.message.starts_with("2 nodes in pool 'p' (a, b)")));
 }
 
 #[test]
@@ -186,7 +249,8 @@ fn node_image_age_from_the_aks_label() {
 #[test]
 fn node_image_unknown_when_unlabelled_or_unparseable() {
     let s = spec(Platform::Aks);
-    let e = evaluate(&s, &cluster("v1.35.1", vec![node("a"), node("b").image("AKSWindows-23H2-gen2")]), at("2026-11-25"));
+    let e =
+        evaluate(&s, &cluster("v1.35.1", vec![node("a"), node("b").image("AKSWindows-23H2-gen2")]), at("2026-11-25"));
     assert_eq!(severity_of(&e, RuleId::NodeImageUnknown, "Node/a"), Some(Info));
     let b = e.findings.iter().find(|f| f.subject == "Node/b").unwrap();
     assert!(b.message.contains("no date pattern matches its image version 'AKSWindows-23H2-gen2'"), "{}", b.message);
@@ -204,7 +268,8 @@ fn node_creation_bounds_the_image_age() {
 #[test]
 fn node_not_ready() {
     let mut s = spec(Platform::Custom);
-    s.stopped_nodes = Some(StoppedNodesSpec { warn_after_days: Some(7), unsupported_after_days: Some(14), ..Default::default() });
+    s.stopped_nodes =
+        Some(StoppedNodesSpec { warn_after_days: Some(7), unsupported_after_days: Some(14), ..Default::default() });
     let c = cluster("v1.35.1", vec![node("down").not_ready("2026-11-01T10:00:00Z"), node("up")]);
     threshold(&s, &c, RuleId::NodeNotReady, "Node/down", "2026-11-01T10:00:00Z", None, Some(Info));
     threshold(&s, &c, RuleId::NodeNotReady, "Node/down", "2026-11-08T10:00:00Z", Some(Info), Some(W));
@@ -218,14 +283,20 @@ fn node_not_ready() {
 fn cluster_stopped_counts_from_the_last_node_to_stop() {
     // AKS Arc: Warning from the instant, Unsupported at +30 days, not upgradable at +90.
     let s = spec(Platform::AksArc);
-    let c = cluster("v1.32.6", vec![node("a").not_ready("2026-10-01T00:00:00Z"), node("b").not_ready("2026-10-16T06:00:00Z")]);
+    let c = cluster(
+        "v1.32.6",
+        vec![node("a").not_ready("2026-10-01T00:00:00Z"), node("b").not_ready("2026-10-16T06:00:00Z")],
+    );
     threshold(&s, &c, RuleId::ClusterStopped, "Cluster/cluster", "2026-10-16T06:00:00Z", None, Some(W));
     threshold(&s, &c, RuleId::ClusterStopped, "Cluster/cluster", "2026-11-15T06:00:00Z", Some(W), Some(U));
     threshold(&s, &c, RuleId::ClusterNotUpgradable, "Cluster/cluster", "2027-01-14T06:00:00Z", Some(W), Some(U));
     let e = evaluate(&s, &c, at("2026-11-25"));
     assert_eq!(e.samples.cluster_stopped_since, Some(at("2026-10-16T06:00:00Z")));
     let empty = evaluate(&s, &cluster("v1.32.6", vec![]), at("2026-11-25"));
-    assert!(severity_of(&empty, RuleId::ClusterStopped, "Cluster/cluster").is_none(), "no node in scope is not a stopped cluster");
+    assert!(
+        severity_of(&empty, RuleId::ClusterStopped, "Cluster/cluster").is_none(),
+        "no node in scope is not a stopped cluster"
+    );
 }
 
 #[test]
@@ -255,7 +326,12 @@ fn heartbeat_lease_age() {
     assert_eq!(severity_of(&missing, RuleId::HeartbeatStale, "Heartbeat/arc"), Some(W));
     c.leases.insert(
         ("azure-arc".into(), "hb".into()),
-        LeaseInfo { namespace: "azure-arc".into(), name: "hb".into(), renewed: Some(at("2026-10-16T01:02:44Z")), problem: None },
+        LeaseInfo {
+            namespace: "azure-arc".into(),
+            name: "hb".into(),
+            renewed: Some(at("2026-10-16T01:02:44Z")),
+            problem: None,
+        },
     );
     threshold(&s, &c, RuleId::HeartbeatStale, "Heartbeat/arc", "2026-11-05T01:02:44Z", None, Some(W));
     threshold(&s, &c, RuleId::HeartbeatStale, "Heartbeat/arc", "2026-11-15T01:02:44Z", Some(W), Some(U));
@@ -278,7 +354,8 @@ fn attestation_counts_down_from_since() {
 #[test]
 fn alpha_apis_are_unsupported_where_forbidden() {
     let mut c = cluster("v1.35.1", vec![]);
-    c.api_versions = Some(vec!["v1".into(), "apps/v1".into(), "resource.k8s.io/v1alpha3".into(), "example.com/v1alpha1".into()]);
+    c.api_versions =
+        Some(vec!["v1".into(), "apps/v1".into(), "resource.k8s.io/v1alpha3".into(), "example.com/v1alpha1".into()]);
     let now = at("2026-11-25");
     let aks = evaluate(&spec(Platform::Aks), &c, now);
     assert_eq!(severity_of(&aks, RuleId::AlphaApiServed, "APIVersion/resource.k8s.io/v1alpha3"), Some(U));
@@ -327,7 +404,10 @@ fn findings_are_ordered_worst_first_then_soonest_deadline() {
     let e = evaluate(&s, &c, at("2026-11-25"));
     let order: Vec<(Severity, Option<DateTime<Utc>>)> = e.findings.iter().map(|f| (f.severity, f.deadline)).collect();
     let mut sorted = order.clone();
-    sorted.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.unwrap_or(DateTime::<Utc>::MAX_UTC).cmp(&b.1.unwrap_or(DateTime::<Utc>::MAX_UTC))));
+    sorted.sort_by(|a, b| {
+        b.0.cmp(&a.0)
+            .then_with(|| a.1.unwrap_or(DateTime::<Utc>::MAX_UTC).cmp(&b.1.unwrap_or(DateTime::<Utc>::MAX_UTC)))
+    });
     assert_eq!(order, sorted);
     assert_eq!(e.findings[0].severity, U);
 }
@@ -399,29 +479,40 @@ prop_compose! {
 }
 
 fn arb_cluster() -> impl Strategy<Value = (SupportPolicySpec, ClusterSnapshot)> {
-    let platform = prop::sample::select(vec![Platform::Aks, Platform::AksArc, Platform::Eks, Platform::Gke, Platform::Upstream]);
+    let platform =
+        prop::sample::select(vec![Platform::Aks, Platform::AksArc, Platform::Eks, Platform::Gke, Platform::Upstream]);
     let nodes = (0usize..8).prop_flat_map(|n| (0..n).map(arb_node).collect::<Vec<_>>());
-    let version = prop::sample::select(vec!["v1.28.1", "v1.31.4", "v1.33.2", "v1.34.2", "v1.35.1", "v1.36.0", "v1.41.0"]);
-    (platform, nodes, version, instant(), instant(), any::<bool>()).prop_map(|(platform, nodes, version, renewed, since, with_lease)| {
-        let mut spec = spec(platform);
-        spec.heartbeats = vec![HeartbeatSpec {
-            name: "hb".into(),
-            lease: LeaseReference { namespace: "ns".into(), name: "hb".into() },
-            warn_after_days: Some(20),
-            unsupported_after_days: Some(30),
-        }];
-        spec.attestations =
-            vec![AttestationSpec { name: "att".into(), since, unsupported_after_days: Some(60), description: None }];
-        let mut snap = ClusterSnapshot {
-            server_version: Some(version.into()),
-            nodes: nodes.into_iter().map(Arc::new).collect(),
-            ..Default::default()
-        };
-        if with_lease {
-            snap.leases.insert(("ns".into(), "hb".into()), LeaseInfo { namespace: "ns".into(), name: "hb".into(), renewed: Some(renewed), problem: None });
-        }
-        (spec, snap)
-    })
+    let version =
+        prop::sample::select(vec!["v1.28.1", "v1.31.4", "v1.33.2", "v1.34.2", "v1.35.1", "v1.36.0", "v1.41.0"]);
+    (platform, nodes, version, instant(), instant(), any::<bool>()).prop_map(
+        |(platform, nodes, version, renewed, since, with_lease)| {
+            let mut spec = spec(platform);
+            spec.heartbeats = vec![HeartbeatSpec {
+                name: "hb".into(),
+                lease: LeaseReference { namespace: "ns".into(), name: "hb".into() },
+                warn_after_days: Some(20),
+                unsupported_after_days: Some(30),
+            }];
+            spec.attestations = vec![AttestationSpec {
+                name: "att".into(),
+                since,
+                unsupported_after_days: Some(60),
+                description: None,
+            }];
+            let mut snap = ClusterSnapshot {
+                server_version: Some(version.into()),
+                nodes: nodes.into_iter().map(Arc::new).collect(),
+                ..Default::default()
+            };
+            if with_lease {
+                snap.leases.insert(
+                    ("ns".into(), "hb".into()),
+                    LeaseInfo { namespace: "ns".into(), name: "hb".into(), renewed: Some(renewed), problem: None },
+                );
+            }
+            (spec, snap)
+        },
+    )
 }
 
 proptest! {

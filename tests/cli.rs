@@ -1,0 +1,319 @@
+//! The built binary, run as a user runs it: golden reports of every example, and bad input
+//! that must end in one clear line and exit code 2, never a panic.
+//!
+//! Regenerate the golden files after an intended change with `UPDATE_GOLDEN=1 make test`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const BIN: &str = env!("CARGO_BIN_EXE_support-operator");
+const NOW: &str = "2026-11-25T12:00:00Z";
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn run(args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .current_dir(root())
+        .env_remove("NO_COLOR")
+        .env("KUBECONFIG", "/nonexistent/kubeconfig")
+        .output()
+        .expect("binary runs")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// The examples of the README, with the control-plane version of each cluster.
+const EXAMPLES: [(&str, &str, &str); 4] = [
+    ("aks-neglected", "examples/policies/aks.yaml", "v1.34.2"),
+    ("aks-healthy", "examples/policies/aks.yaml", "v1.35.3"),
+    ("aks-arc-stopped", "examples/policies/aks-arc.yaml", "v1.32.6"),
+    ("eks-node-creation", "examples/policies/eks.yaml", "v1.34.1-eks-2d5f260"),
+];
+
+fn golden(name: &str, actual: &str) {
+    let path = root().join("tests/golden").join(name);
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, actual).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&path)
+        .unwrap_or_else(|_| panic!("{} is missing: run UPDATE_GOLDEN=1 make test", path.display()));
+    if expected != actual {
+        let diff: Vec<String> = expected
+            .lines()
+            .zip(actual.lines())
+            .enumerate()
+            .filter(|(_, (e, a))| e != a)
+            .take(5)
+            .map(|(i, (e, a))| format!("line {}:\n  expected: {e}\n  actual:   {a}", i + 1))
+            .collect();
+        panic!("{name} differs from the golden file (UPDATE_GOLDEN=1 to accept):\n{}", diff.join("\n"));
+    }
+}
+
+#[test]
+fn golden_reports_of_every_example() {
+    for (name, policy, version) in EXAMPLES {
+        let snapshot = format!("examples/snapshots/{name}.json");
+        for (format, ext) in [("table", "txt"), ("json", "json")] {
+            let out = run(&[
+                "check",
+                "--policy",
+                policy,
+                "--snapshot",
+                &snapshot,
+                "--server-version",
+                version,
+                "--now",
+                NOW,
+                "-o",
+                format,
+            ]);
+            assert_eq!(out.status.code(), Some(0), "{name}: {}", text(&out.stderr));
+            assert_eq!(text(&out.stderr), "", "{name}: examples hold no garbage");
+            golden(&format!("{name}.{ext}"), &text(&out.stdout));
+        }
+    }
+}
+
+#[test]
+fn json_output_is_the_supportstatus_object() {
+    let out = run(&[
+        "check",
+        "--policy",
+        "aks",
+        "--snapshot",
+        "examples/snapshots/aks-neglected.json",
+        "--server-version",
+        "v1.34.2",
+        "--now",
+        NOW,
+        "-o",
+        "json",
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["apiVersion"], "support.compliance.dev/v1alpha1");
+    assert_eq!(v["kind"], "SupportStatus");
+    assert_eq!(v["metadata"]["name"], "aks");
+    assert_eq!(v["status"]["verdict"], "Unsupported");
+    assert_eq!(v["status"]["nodes"]["total"], 9);
+    assert_eq!(v["status"]["conditions"][0]["type"], "Supported");
+    let yaml = run(&[
+        "check",
+        "--policy",
+        "aks",
+        "--snapshot",
+        "examples/snapshots/aks-neglected.json",
+        "--server-version",
+        "v1.34.2",
+        "--now",
+        NOW,
+        "-o",
+        "yaml",
+    ]);
+    let from_yaml: serde_json::Value = serde_yaml::from_slice(&yaml.stdout).unwrap();
+    assert_eq!(from_yaml, v, "yaml and json print the same object");
+}
+
+#[test]
+fn table_is_plain_when_piped_and_coloured_on_request() {
+    let args = ["check", "--policy", "aks", "--snapshot", "examples/snapshots/aks-neglected.json", "--now", NOW];
+    let plain = run(&args);
+    assert!(!text(&plain.stdout).contains('\u{1b}'));
+    let mut coloured: Vec<&str> = args.to_vec();
+    coloured.extend(["--color", "always"]);
+    assert!(text(&run(&coloured).stdout).contains("\u{1b}["));
+}
+
+#[test]
+fn fail_on_gates_by_verdict() {
+    let base = ["check", "--policy", "examples/policies/aks.yaml", "--now", NOW];
+    let code = |snapshot: &str, version: &str, fail_on: Option<&str>| {
+        let mut args: Vec<&str> = base.to_vec();
+        args.extend(["--snapshot", snapshot, "--server-version", version]);
+        if let Some(f) = fail_on {
+            args.extend(["--fail-on", f]);
+        }
+        run(&args).status.code()
+    };
+    assert_eq!(code("examples/snapshots/aks-neglected.json", "v1.34.2", None), Some(0));
+    assert_eq!(code("examples/snapshots/aks-neglected.json", "v1.34.2", Some("unsupported")), Some(1));
+    assert_eq!(code("examples/snapshots/aks-healthy.json", "v1.35.3", Some("warning")), Some(0));
+    assert_eq!(code("examples/snapshots/aks-healthy.json", "v1.35.3", Some("unsupported")), Some(0));
+}
+
+#[test]
+fn time_travel_changes_the_verdict() {
+    let verdict = |now: &str| {
+        let out = run(&[
+            "check",
+            "--policy",
+            "aks",
+            "--snapshot",
+            "examples/snapshots/aks-healthy.json",
+            "--server-version",
+            "v1.35.3",
+            "--now",
+            now,
+            "-o",
+            "json",
+        ]);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["status"]["verdict"].as_str().unwrap().to_string()
+    };
+    assert_eq!(verdict(NOW), "Supported");
+    assert_eq!(verdict("2026-12-20T00:00:00Z"), "AtRisk");
+    assert_eq!(verdict("2027-04-01T00:00:00Z"), "Unsupported");
+}
+
+fn write(dir: &Path, name: &str, content: &str) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, content).unwrap();
+    p.display().to_string()
+}
+
+const POLICY_HEAD: &str = "apiVersion: support.compliance.dev/v1alpha1\nkind: SupportPolicy\nmetadata: {name: p}\n";
+
+#[test]
+fn bad_input_gives_one_line_and_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let snap = "examples/snapshots/aks-healthy.json";
+    let policy = |name: &str, spec: &str| write(d, name, &format!("{POLICY_HEAD}spec: {spec}\n"));
+    let cases: Vec<(Vec<String>, String)> = vec![
+        (vec!["--policy".into(), write(d, "notyaml.yaml", "spec: [unclosed\n  - : :")], "not valid YAML".into()),
+        (
+            vec!["--policy".into(), policy("unknown.yaml", "{platform: AKS, nodeImg: {}}")],
+            "spec.nodeImg: unknown field `nodeImg`".into(),
+        ),
+        (
+            vec!["--policy".into(), policy("type.yaml", "{platform: AKS, stoppedNodes: {warnAfterDays: -3}}")],
+            "spec.stoppedNodes.warnAfterDays: invalid value: integer `-3`, expected u32".into(),
+        ),
+        (
+            vec!["--policy".into(), policy("threshold.yaml", "{platform: AKS, nodeImage: {warnAfterDays: 95}}")],
+            "spec.nodeImage.warnAfterDays: 95 exceeds unsupportedAfterDays (90)".into(),
+        ),
+        (
+            vec!["--policy".into(), policy("regex.yaml", "{platform: AKS, nodeImage: {datePattern: '(?P<year>[0-9'}}")],
+            "spec.nodeImage.datePattern: does not compile".into(),
+        ),
+        (
+            vec![
+                "--policy".into(),
+                policy(
+                    "groups.yaml",
+                    "{platform: AKS, nodeImage: {datePattern: '(?P<year>[0-9]{4})(?P<month>[0-9]{2})'}}",
+                ),
+            ],
+            "spec.nodeImage.datePattern: lacks the named group 'day'".into(),
+        ),
+        (
+            vec!["--policy".into(), "missing/policy.yaml".into()],
+            "missing/policy.yaml: cannot read: no such file".into(),
+        ),
+        (
+            vec![
+                "--policy".into(),
+                "aks".into(),
+                "--snapshot".into(),
+                write(d, "truncated.json", "{\"kind\": \"List\", \"items\": [{\"kind\": \"Node\", \"metadata\": {\"na"),
+            ],
+            "not valid JSON: EOF while parsing".into(),
+        ),
+        (
+            vec![
+                "--policy".into(),
+                "aks".into(),
+                "--snapshot".into(),
+                write(d, "notlist.json", "{\"kind\": \"ConfigMap\", \"data\": {}}"),
+            ],
+            "is a ConfigMap, not a List of Nodes and Leases".into(),
+        ),
+        (
+            vec!["--policy".into(), "aks".into(), "--now".into(), "next tuesday".into()],
+            "not an RFC 3339 instant".into(),
+        ),
+    ];
+    for (mut args, expected) in cases {
+        if !args.iter().any(|a| a == "--snapshot") {
+            args.extend(["--snapshot".into(), snap.into()]);
+        }
+        let mut all = vec!["check".to_string()];
+        all.extend(args.clone());
+        let out = run(&all.iter().map(String::as_str).collect::<Vec<_>>());
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(&expected), "{args:?}: expected '{expected}' in: {err}");
+        assert!(!err.contains("panicked"), "{args:?} panicked: {err}");
+        if !expected.contains("RFC 3339") {
+            assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: one line expected, got: {err}");
+        }
+        assert_eq!(text(&out.stdout), "", "{args:?}: nothing on stdout");
+    }
+}
+
+#[test]
+fn garbage_inside_a_node_is_a_warning_and_a_finding() {
+    let dir = tempfile::tempdir().unwrap();
+    let snapshot = write(
+        dir.path(),
+        "garbage.json",
+        r#"{"apiVersion": "v1", "kind": "List", "items": [
+            {"kind": "Node", "metadata": {"name": "ok", "creationTimestamp": "2026-11-20T00:00:00Z",
+              "labels": {"kubernetes.azure.com/node-image-version": "AKSUbuntu-2204gen2containerd-202611.18.0"}},
+             "status": {"conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": "2026-11-20T00:00:00Z"}],
+                        "nodeInfo": {"kubeletVersion": "v1.35.3"}}},
+            {"kind": "Node", "metadata": {"name": "broken", "creationTimestamp": "last week", "labels": ["not", "a", "map"]},
+             "status": {"conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": 12}],
+                        "nodeInfo": {"kubeletVersion": "one point thirty"}}}
+        ]}"#,
+    );
+    let out = run(&[
+        "check",
+        "--policy",
+        "aks",
+        "--snapshot",
+        &snapshot,
+        "--server-version",
+        "v1.35.3",
+        "--now",
+        NOW,
+        "-o",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    for field in ["metadata.labels", "metadata.creationTimestamp", "status.conditions[Ready].lastTransitionTime"] {
+        assert!(
+            err.contains(&format!("garbage.json: items[1] (Node broken): {field}: ")),
+            "{field} not named in: {err}"
+        );
+    }
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["status"]["nodes"]["total"], 2, "both nodes are evaluated");
+    let findings = v["status"]["findings"].as_array().unwrap();
+    assert!(findings.iter().any(|f| f["subject"] == "Node/broken" && f["rule"] == "KubernetesVersionUnknown"));
+    assert!(findings.iter().all(|f| f["subject"] != "Node/ok"), "the good node has no finding: {findings:?}");
+}
+
+#[test]
+fn crd_subcommand_prints_the_checked_in_crds() {
+    let out = run(&["crd"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(text(&out.stdout), std::fs::read_to_string(root().join("crds/support-operator.yaml")).unwrap());
+}
+
+#[test]
+fn without_snapshot_or_cluster_the_error_says_what_to_do() {
+    let out = run(&["check", "--policy", "aks"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(err.contains("pass --snapshot FILE to evaluate offline"), "{err}");
+}
