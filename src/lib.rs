@@ -7,13 +7,67 @@
 pub mod calendar;
 pub mod check;
 pub mod cli;
+pub mod controller;
 pub mod crd;
 pub mod k8s;
+pub mod metrics;
 pub mod policy;
+pub mod server;
 pub mod snapshot;
+pub mod telemetry;
 pub mod time;
 
-/// Runs the operator until SIGTERM (implemented in the controller issue).
-pub fn run(_args: cli::RunArgs) -> anyhow::Result<()> {
-    anyhow::bail!("the operator is not built yet")
+/// `support-operator run`: the operator until SIGTERM or Ctrl-C.
+pub fn run(args: cli::RunArgs) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    telemetry::init(args.log_format, &args.log_filter);
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
+    runtime.block_on(async move {
+        let config = kube::Config::infer().await.context("reading the kubeconfig or in-cluster configuration")?;
+        let default_namespace = config.default_namespace.clone();
+        let client = kube::Client::try_from(config).context("building the Kubernetes client")?;
+        let identity = args
+            .identity
+            .clone()
+            .or_else(|| std::env::var("HOSTNAME").ok())
+            .unwrap_or_else(|| format!("support-operator-{}", std::process::id()));
+        let leader = args.leader_elect.then(|| k8s::leader::LeaderConfig {
+            namespace: args.lease_namespace.clone().unwrap_or(default_namespace),
+            name: args.lease_name.clone(),
+            identity: identity.clone(),
+            duration: std::time::Duration::from_secs(args.lease_duration_seconds),
+        });
+        let settings = controller::Settings {
+            metrics_addr: args.metrics_addr,
+            leader,
+            resync: args.resync(),
+            discovery_interval: std::time::Duration::from_secs(args.discovery_seconds),
+            identity,
+        };
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            tracing::info!("shutting down");
+            let _ = stop_tx.send(true);
+        });
+        controller::run(client, settings, std::sync::Arc::new(controller::clock::SystemClock), stop_rx).await?;
+        Ok(())
+    })
+}
+
+/// SIGTERM (Kubernetes) or Ctrl-C.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => return std::future::pending().await,
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
 }

@@ -29,7 +29,7 @@ pub struct ClusterSnapshot {
 }
 
 /// What the rules read about one node.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 pub struct NodeInfo {
     /// `metadata.name`.
     pub name: String,
@@ -50,7 +50,7 @@ pub struct NodeInfo {
 }
 
 /// Whether a node is Ready.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Readiness {
     /// `Ready` is `True` and there is no shutdown taint.
     Ready,
@@ -72,7 +72,7 @@ impl Readiness {
 }
 
 /// A field of an object that could not be read.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct NodeProblem {
     /// The rule the field feeds.
     pub rule: RuleId,
@@ -83,7 +83,7 @@ pub struct NodeProblem {
 }
 
 /// What the rules read about one Lease.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 pub struct LeaseInfo {
     /// Namespace.
     pub namespace: String,

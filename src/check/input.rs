@@ -129,32 +129,33 @@ pub fn load_snapshots(paths: &[PathBuf]) -> Result<(ClusterSnapshot, Vec<Warning
                 continue;
             }
             let kind = doc.get("kind").and_then(Value::as_str).unwrap_or_default();
-            let items: Vec<(String, &Value)> =
-                match (kind, doc.get("items")) {
-                    (k, Some(Value::Array(items))) if k.ends_with("List") => {
-                        items.iter().enumerate().map(|(i, item)| (at(&format!("items[{i}]")), item)).collect()
-                    }
-                    (k, Some(_)) if k.ends_with("List") => {
-                        return Err(InputError::Field { file, field: at("items"), reason: "not a list".into() })
-                    }
-                    ("Node" | "Lease", _) => vec![(at("$"), &doc)],
-                    ("", _) => return Err(InputError::Content {
+            let items: Vec<(String, &Value)> = match (kind, doc.get("items")) {
+                (k, Some(Value::Array(items))) if k.ends_with("List") => {
+                    items.iter().enumerate().map(|(i, item)| (at(&format!("items[{i}]")), item)).collect()
+                }
+                (k, Some(_)) if k.ends_with("List") => {
+                    return Err(InputError::Field { file, field: at("items"), reason: "not a list".into() })
+                }
+                ("Node" | "Lease", _) => vec![(at("$"), &doc)],
+                ("", _) => {
+                    return Err(InputError::Content {
                         file,
                         reason: format!(
                             "{}has no kind: expected a List of Nodes and Leases (kubectl get nodes,leases -A -o json)",
                             if doc_index == 0 { String::new() } else { format!("document {}: ", doc_index + 1) }
                         ),
-                    }),
-                    (other, _) => {
-                        return Err(InputError::Content {
-                            file,
-                            reason: format!(
-                                "{}is a {other}, not a List of Nodes and Leases",
-                                if doc_index == 0 { String::new() } else { format!("document {}: ", doc_index + 1) }
-                            ),
-                        })
-                    }
-                };
+                    })
+                }
+                (other, _) => {
+                    return Err(InputError::Content {
+                        file,
+                        reason: format!(
+                            "{}is a {other}, not a List of Nodes and Leases",
+                            if doc_index == 0 { String::new() } else { format!("document {}: ", doc_index + 1) }
+                        ),
+                    })
+                }
+            };
             for (where_, item) in items {
                 let item_kind = item.get("kind").and_then(Value::as_str).unwrap_or(if kind == "NodeList" {
                     "Node"

@@ -2,4 +2,6 @@
 //! `check`, status writes, events and leader election.
 
 pub mod gather;
+pub mod leader;
 pub mod objects;
+pub mod status;

@@ -110,7 +110,9 @@ pub fn evaluate(spec: &SupportPolicySpec, snapshot: &ClusterSnapshot, now: DateT
     }
 }
 
-fn invalid(errors: Vec<PolicyError>) -> Evaluation {
+/// The evaluation of a policy that cannot be used: verdict `Unknown`, one `PolicyInvalid`
+/// finding naming every bad field.
+pub fn invalid(errors: Vec<PolicyError>) -> Evaluation {
     let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
     Evaluation {
         verdict: Verdict::Unknown,

@@ -6,10 +6,8 @@ use serde_json::{json, Value};
 use super::resources::{Registry, ResourceDef};
 
 /// The media type of aggregated discovery responses.
-pub(crate) const AGGREGATED_V2: &str =
-    "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
-const AGGREGATED_V2BETA1: &str =
-    "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList";
+pub(crate) const AGGREGATED_V2: &str = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
+const AGGREGATED_V2BETA1: &str = "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList";
 
 /// The aggregated discovery version the `Accept` header asks for first (`v2` or `v2beta1`),
 /// or `None` when its first acceptable type is plain JSON.
@@ -75,10 +73,8 @@ pub(crate) fn core_versions(registry: &Registry, server_address: &str) -> Value 
 }
 
 fn group_json(name: &str, versions: &[String]) -> Value {
-    let gvs: Vec<Value> = versions
-        .iter()
-        .map(|v| json!({"groupVersion": format!("{name}/{v}"), "version": v}))
-        .collect();
+    let gvs: Vec<Value> =
+        versions.iter().map(|v| json!({"groupVersion": format!("{name}/{v}"), "version": v})).collect();
     json!({
         "name": name,
         "versions": gvs,
@@ -88,11 +84,7 @@ fn group_json(name: &str, versions: &[String]) -> Value {
 
 /// `GET /apis`.
 pub(crate) fn group_list(registry: &Registry) -> Value {
-    let groups: Vec<Value> = registry
-        .groups()
-        .iter()
-        .map(|(name, versions)| group_json(name, versions))
-        .collect();
+    let groups: Vec<Value> = registry.groups().iter().map(|(name, versions)| group_json(name, versions)).collect();
     json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
 }
 
@@ -175,11 +167,8 @@ fn group_discovery(registry: &Registry, name: &str, versions: &[String]) -> Valu
     let versions: Vec<Value> = versions
         .iter()
         .map(|v| {
-            let resources: Vec<Value> = registry
-                .in_group_version(name, v)
-                .into_iter()
-                .map(|d| resource_discovery(d))
-                .collect();
+            let resources: Vec<Value> =
+                registry.in_group_version(name, v).into_iter().map(|d| resource_discovery(d)).collect();
             json!({"version": v, "resources": resources, "freshness": "Current"})
         })
         .collect();
@@ -196,11 +185,7 @@ pub(crate) fn aggregated(registry: &Registry, core: bool, version: &str) -> Valu
             vec![group_discovery(registry, "", &versions)]
         }
     } else {
-        registry
-            .groups()
-            .iter()
-            .map(|(name, versions)| group_discovery(registry, name, versions))
-            .collect()
+        registry.groups().iter().map(|(name, versions)| group_discovery(registry, name, versions)).collect()
     };
     json!({
         "kind": "APIGroupDiscoveryList",
@@ -218,9 +203,7 @@ mod tests {
     fn accept_negotiation() {
         assert_eq!(wants_aggregated("application/json"), None);
         assert_eq!(
-            wants_aggregated(
-                "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json"
-            ),
+            wants_aggregated("application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json"),
             Some("v2")
         );
         assert_eq!(

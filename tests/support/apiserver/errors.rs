@@ -54,13 +54,11 @@ pub enum ApiError {
         reason: String,
     },
     /// 409 Conflict of a server-side apply with fields owned by other managers.
-    #[error("{message}")]
+    #[error("{}", render_apply_conflict(.causes))]
     ApplyConflict {
         /// The object.
         subject: Subject,
-        /// The whole message (`Apply failed with N conflicts: …`).
-        message: String,
-        /// One per conflicting field.
+        /// One per conflicting field (`message`: `conflict with "m" using v1`).
         causes: Vec<Cause>,
     },
     /// 410 Expired (Gone).
@@ -95,11 +93,14 @@ pub enum ApiError {
     },
 }
 
+fn render_apply_conflict(causes: &[Cause]) -> String {
+    let n = causes.len();
+    let listed: Vec<String> = causes.iter().map(|c| format!("{}: {}", c.message, c.field)).collect();
+    format!("Apply failed with {n} conflict{}: {}", if n == 1 { "" } else { "s" }, listed.join("; "))
+}
+
 fn render_causes(causes: &[Cause]) -> String {
-    let parts: Vec<String> = causes
-        .iter()
-        .map(|c| format!("{}: {}", c.field, c.message))
-        .collect();
+    let parts: Vec<String> = causes.iter().map(|c| format!("{}: {}", c.field, c.message)).collect();
     if parts.len() == 1 {
         parts.concat()
     } else {
@@ -146,11 +147,7 @@ impl ApiError {
     pub(crate) fn invalid(subject: Subject, field: &str, reason: &str, message: String) -> Self {
         ApiError::Invalid {
             subject,
-            causes: vec![Cause {
-                reason: reason.to_owned(),
-                message,
-                field: field.to_owned(),
-            }],
+            causes: vec![Cause { reason: reason.to_owned(), message, field: field.to_owned() }],
         }
     }
 
@@ -168,9 +165,7 @@ impl ApiError {
         let details = match self {
             ApiError::NotFound(s) | ApiError::AlreadyExists(s) => Some(details(s, &[])),
             ApiError::Conflict { subject, .. } => Some(details(subject, &[])),
-            ApiError::ApplyConflict {
-                subject, causes, ..
-            } => Some(details(subject, causes)),
+            ApiError::ApplyConflict { subject, causes } => Some(details(subject, causes)),
             ApiError::Invalid { subject, causes } => Some(details(subject, causes)),
             _ => None,
         };
@@ -184,10 +179,8 @@ impl ApiError {
 fn details(s: &Subject, causes: &[Cause]) -> Value {
     let mut d = json!({ "name": s.name, "group": s.group, "kind": s.kind });
     if !causes.is_empty() {
-        d["causes"] = causes
-            .iter()
-            .map(|c| json!({ "reason": c.reason, "message": c.message, "field": c.field }))
-            .collect();
+        d["causes"] =
+            causes.iter().map(|c| json!({ "reason": c.reason, "message": c.message, "field": c.field })).collect();
     }
     d
 }

@@ -80,6 +80,9 @@ pub(crate) fn strip_ignored(v: &mut Value) {
             for k in IGNORED_META {
                 meta.remove(k);
             }
+            if meta.is_empty() {
+                obj.remove("metadata");
+            }
         }
     }
 }
@@ -120,13 +123,7 @@ pub(crate) fn diff(old: &Value, new: &Value) -> (FieldSet, FieldSet) {
     (set, removed)
 }
 
-fn diff_rec(
-    old: Option<&Value>,
-    new: Option<&Value>,
-    path: &mut Path,
-    set: &mut FieldSet,
-    removed: &mut FieldSet,
-) {
+fn diff_rec(old: Option<&Value>, new: Option<&Value>, path: &mut Path, set: &mut FieldSet, removed: &mut FieldSet) {
     if ignored(path) {
         return;
     }
@@ -232,10 +229,7 @@ impl ManagedEntry {
 
 /// Parses `metadata.managedFields`, skipping malformed entries.
 pub(crate) fn read_managed(obj: &Value) -> Vec<ManagedEntry> {
-    let Some(list) = obj
-        .pointer("/metadata/managedFields")
-        .and_then(Value::as_array)
-    else {
+    let Some(list) = obj.pointer("/metadata/managedFields").and_then(Value::as_array) else {
         return Vec::new();
     };
     list.iter()
@@ -265,10 +259,7 @@ pub(crate) fn write_managed(obj: &mut Value, entries: &[ManagedEntry]) {
     if entries.is_empty() {
         meta.remove("managedFields");
     } else {
-        meta.insert(
-            "managedFields".to_owned(),
-            entries.iter().map(ManagedEntry::to_json).collect(),
-        );
+        meta.insert("managedFields".to_owned(), entries.iter().map(ManagedEntry::to_json).collect());
     }
 }
 
@@ -291,13 +282,9 @@ fn fields_to_v1(set: &FieldSet) -> Value {
     for p in &set.0 {
         let mut node = &mut root;
         for k in p {
-            let entry = node
-                .entry(format!("f:{k}"))
-                .or_insert_with(|| Value::Object(Map::new()));
+            let entry = node.entry(format!("f:{k}")).or_insert_with(|| Value::Object(Map::new()));
             // Every node is an object by construction.
-            let Value::Object(next) = entry else {
-                unreachable!("FieldsV1 nodes are objects")
-            };
+            let Value::Object(next) = entry else { unreachable!("FieldsV1 nodes are objects") };
             node = next;
         }
     }
@@ -359,10 +346,7 @@ pub(crate) fn record_update(
             e.fields.remove_all(&set);
         }
     }
-    match entries
-        .iter_mut()
-        .find(|e| e.same_key(manager, "Update", sub))
-    {
+    match entries.iter_mut().find(|e| e.same_key(manager, "Update", sub)) {
         Some(e) => {
             e.fields.0.extend(set.0);
             e.time = now.to_owned();
@@ -408,11 +392,7 @@ pub(crate) struct Apply<'a> {
 /// Server-side apply of `applied` (already stripped of ignored fields and of the parts the
 /// subresource does not write) onto `live` (`None`: the object is being created). Returns the
 /// merged object with updated `managedFields`, or the conflicts.
-pub(crate) fn apply(
-    live: Option<&Value>,
-    applied: &Value,
-    req: &Apply<'_>,
-) -> Result<Value, Vec<FieldConflict>> {
+pub(crate) fn apply(live: Option<&Value>, applied: &Value, req: &Apply<'_>) -> Result<Value, Vec<FieldConflict>> {
     let base = live.cloned().unwrap_or_else(|| json!({"metadata": {}}));
     let mut entries = read_managed(&base);
     if live.is_some() && entries.is_empty() {
@@ -437,21 +417,19 @@ pub(crate) fn apply(
         let Some(value) = get_path(applied, p) else {
             continue;
         };
-        if get_path(&base, p) == Some(value) {
+        let live = get_path(&base, p);
+        // Equal values are shared ownership; maps merge key by key.
+        if live == Some(value) || (value.is_object() && live.is_some_and(Value::is_object)) {
             continue;
         }
         for e in entries.iter().filter(|e| e.manager != req.manager) {
             let exact = e.fields.contains(p);
             let below = !value.is_object() && e.fields.has_descendant(p);
-            let above = (1..p.len()).any(|n| {
-                e.fields.contains(&p[..n]) && !get_path(&base, &p[..n]).is_some_and(Value::is_object)
-            });
+            let above = (1..p.len())
+                .any(|n| e.fields.contains(&p[..n]) && !get_path(&base, &p[..n]).is_some_and(Value::is_object));
             if exact || below || above {
-                let c = FieldConflict {
-                    manager: e.manager.clone(),
-                    api_version: e.api_version.clone(),
-                    path: p.clone(),
-                };
+                let c =
+                    FieldConflict { manager: e.manager.clone(), api_version: e.api_version.clone(), path: p.clone() };
                 if !conflicts.contains(&c) {
                     conflicts.push(c);
                 }
@@ -465,9 +443,7 @@ pub(crate) fn apply(
         for e in entries.iter_mut().filter(|e| e.manager != req.manager) {
             for c in &conflicts {
                 let p = &c.path;
-                e.fields
-                    .0
-                    .retain(|q| !(q.starts_with(p) || p.starts_with(q.as_slice())));
+                e.fields.0.retain(|q| !(q.starts_with(p) || p.starts_with(q.as_slice())));
             }
         }
     }
@@ -475,19 +451,13 @@ pub(crate) fn apply(
     let mut merged = base.clone();
     merge_applied(&mut merged, applied);
 
-    let old_set = entries
-        .iter()
-        .find(|e| own(e))
-        .map(|e| e.fields.clone())
-        .unwrap_or_default();
+    let old_set = entries.iter().find(|e| own(e)).map(|e| e.fields.clone()).unwrap_or_default();
     let others: Vec<&ManagedEntry> = entries.iter().filter(|e| !own(e)).collect();
     for p in old_set.0.difference(&new_set.0) {
         if others.iter().any(|e| e.fields.overlaps(p)) {
             continue;
         }
-        let keep = |q: &[String]| {
-            new_set.overlaps(q) || others.iter().any(|e| e.fields.contains(q))
-        };
+        let keep = |q: &[String]| new_set.overlaps(q) || others.iter().any(|e| e.fields.contains(q));
         remove_path(&mut merged, p, &keep);
     }
 
@@ -522,10 +492,7 @@ mod tests {
         set.0.insert(p("metadata.labels.a"));
         set.0.insert(p("spec.x"));
         let v1 = fields_to_v1(&set);
-        assert_eq!(
-            v1,
-            json!({"f:metadata": {"f:labels": {".": {}, "f:a": {}}}, "f:spec": {"f:x": {}}})
-        );
+        assert_eq!(v1, json!({"f:metadata": {"f:labels": {".": {}, "f:a": {}}}, "f:spec": {"f:x": {}}}));
         let mut back = FieldSet::default();
         fields_from_v1(&v1, &mut Vec::new(), &mut back);
         assert_eq!(back, set);
@@ -540,13 +507,7 @@ mod tests {
 
     #[test]
     fn apply_removes_fields_dropped_by_their_only_owner() {
-        let req = Apply {
-            manager: "a",
-            api_version: "v1",
-            subresource: None,
-            force: false,
-            now: "t",
-        };
+        let req = Apply { manager: "a", api_version: "v1", subresource: None, force: false, now: "t" };
         let first = apply(None, &json!({"spec": {"x": 1, "y": 2}}), &req).unwrap();
         let second = apply(Some(&first), &json!({"spec": {"x": 1}}), &req).unwrap();
         assert_eq!(second["spec"], json!({"x": 1}));
@@ -554,13 +515,7 @@ mod tests {
 
     #[test]
     fn apply_conflicts_with_other_owner() {
-        let a = Apply {
-            manager: "a",
-            api_version: "v1",
-            subresource: None,
-            force: false,
-            now: "t",
-        };
+        let a = Apply { manager: "a", api_version: "v1", subresource: None, force: false, now: "t" };
         let b = Apply { manager: "b", ..a };
         let first = apply(None, &json!({"spec": {"x": 1}}), &a).unwrap();
         // Same value: shared ownership, no conflict.

@@ -41,10 +41,7 @@ pub struct RequestRecord {
 impl RequestRecord {
     /// The (decoded) value of a query parameter.
     pub fn query_param(&self, key: &str) -> Option<String> {
-        parse_query(&self.query)
-            .into_iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v)
+        parse_query(&self.query).into_iter().find(|(k, _)| k == key).map(|(_, v)| v)
     }
 
     /// Whether this is a watch request.
@@ -54,11 +51,7 @@ impl RequestRecord {
 
     /// Whether this is a server-side apply.
     pub fn is_apply(&self) -> bool {
-        self.method == "PATCH"
-            && self
-                .content_type
-                .as_deref()
-                .is_some_and(|c| c.starts_with("application/apply-patch"))
+        self.method == "PATCH" && self.content_type.as_deref().is_some_and(|c| c.starts_with("application/apply-patch"))
     }
 }
 
@@ -88,9 +81,7 @@ pub enum Fault {
 impl Fault {
     pub(crate) fn to_error(&self) -> ApiError {
         match self {
-            Fault::InternalError => {
-                ApiError::Internal("injected fault: etcdserver: request timed out".to_owned())
-            }
+            Fault::InternalError => ApiError::Internal("injected fault: etcdserver: request timed out".to_owned()),
             Fault::TooManyRequests { .. } => ApiError::Custom {
                 code: 429,
                 reason: "TooManyRequests".to_owned(),
@@ -99,33 +90,24 @@ impl Fault {
             Fault::ServiceUnavailable => ApiError::Custom {
                 code: 503,
                 reason: "ServiceUnavailable".to_owned(),
-                message: "injected fault: the server is currently unable to handle the request"
-                    .to_owned(),
+                message: "injected fault: the server is currently unable to handle the request".to_owned(),
             },
-            Fault::Status {
-                code,
-                reason,
-                message,
-            } => ApiError::Custom {
-                code: *code,
-                reason: reason.clone(),
-                message: message.clone(),
-            },
+            Fault::Status { code, reason, message } => {
+                ApiError::Custom { code: *code, reason: reason.clone(), message: message.clone() }
+            }
         }
     }
 
     pub(crate) fn retry_after(&self) -> Option<Duration> {
         match self {
-            Fault::TooManyRequests { retry_after_secs } => {
-                Some(Duration::from_secs(*retry_after_secs))
-            }
+            Fault::TooManyRequests { retry_after_secs } => Some(Duration::from_secs(*retry_after_secs)),
             _ => None,
         }
     }
 }
 
 /// A predicate over requests.
-pub type RequestPredicate = Box<dyn Fn(&RequestRecord) -> bool + Send + Sync>;
+pub(crate) type RequestPredicate = Box<dyn Fn(&RequestRecord) -> bool + Send + Sync>;
 
 pub(crate) struct FaultRule {
     pub(crate) remaining: usize,
@@ -150,10 +132,7 @@ pub(crate) fn percent_decode(s: &str) -> String {
     while i < bytes.len() {
         match bytes[i] {
             b'+' => out.push(b' '),
-            b'%' => match (
-                bytes.get(i + 1).copied().and_then(hex_val),
-                bytes.get(i + 2).copied().and_then(hex_val),
-            ) {
+            b'%' => match (bytes.get(i + 1).copied().and_then(hex_val), bytes.get(i + 2).copied().and_then(hex_val)) {
                 (Some(h), Some(l)) => {
                     out.push(h * 16 + l);
                     i += 2;

@@ -20,11 +20,7 @@ pub struct Gvr {
 impl Gvr {
     /// A group/version/resource triple.
     pub fn new(group: &str, version: &str, resource: &str) -> Self {
-        Self {
-            group: group.to_owned(),
-            version: version.to_owned(),
-            resource: resource.to_owned(),
-        }
+        Self { group: group.to_owned(), version: version.to_owned(), resource: resource.to_owned() }
     }
 
     /// The triple of a typed resource (a k8s-openapi type or a `#[derive(CustomResource)]`).
@@ -133,6 +129,9 @@ pub struct ResourceDef {
     pub custom: bool,
     /// Name validation on create.
     pub name_rule: NameRule,
+    /// Whether a PUT without `metadata.resourceVersion` is an unconditional update (built-in
+    /// resources) or rejected with 422 (custom resources, as on a real server).
+    pub unconditional_update: bool,
     /// Field selector keys supported besides `metadata.name` and `metadata.namespace`
     /// (dotted paths into the object, e.g. `spec.unschedulable`).
     pub field_selectors: Vec<String>,
@@ -154,6 +153,7 @@ impl ResourceDef {
             custom: false,
             name_rule: NameRule::Subdomain,
             field_selectors: Vec::new(),
+            unconditional_update: true,
         }
     }
 
@@ -172,6 +172,7 @@ impl ResourceDef {
         Self {
             tracks_generation: true,
             custom: true,
+            unconditional_update: false,
             ..Self::base(group, version, plural, kind, namespaced)
         }
     }
@@ -185,22 +186,13 @@ impl ResourceDef {
             .iter()
             .filter(|v| v.served)
             .map(|v| {
-                let mut def = Self::crd(
-                    &spec.group,
-                    &v.name,
-                    &spec.names.plural,
-                    &spec.names.kind,
-                    namespaced,
-                );
+                let mut def = Self::crd(&spec.group, &v.name, &spec.names.plural, &spec.names.kind, namespaced);
                 if let Some(singular) = &spec.names.singular {
                     def.singular = singular.clone();
                 }
                 def.short_names = spec.names.short_names.clone().unwrap_or_default();
                 def.categories = spec.names.categories.clone().unwrap_or_default();
-                def.status_subresource = v
-                    .subresources
-                    .as_ref()
-                    .is_some_and(|s| s.status.is_some());
+                def.status_subresource = v.subresources.as_ref().is_some_and(|s| s.status.is_some());
                 def
             })
             .collect()
@@ -268,16 +260,7 @@ impl ResourceDef {
     }
 
     pub(crate) fn verbs(&self) -> Vec<&'static str> {
-        vec![
-            "create",
-            "delete",
-            "deletecollection",
-            "get",
-            "list",
-            "patch",
-            "update",
-            "watch",
-        ]
+        vec!["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
     }
 }
 
@@ -293,48 +276,31 @@ pub fn default_resources() -> Vec<ResourceDef> {
             .short_names(&["no"])
             .status_subresource()
             .field_selectors(&["spec.unschedulable"]),
-        ResourceDef::namespaced("", "v1", "events", "Event")
-            .short_names(&["ev"])
-            .field_selectors(&[
-                "involvedObject.kind",
-                "involvedObject.namespace",
-                "involvedObject.name",
-                "involvedObject.uid",
-                "reason",
-                "type",
-            ]),
-        ResourceDef::namespaced("events.k8s.io", "v1", "events", "Event")
-            .short_names(&["ev"])
-            .field_selectors(&[
-                "regarding.kind",
-                "regarding.namespace",
-                "regarding.name",
-                "regarding.uid",
-                "reason",
-                "type",
-                "reportingController",
-            ]),
+        ResourceDef::namespaced("", "v1", "events", "Event").short_names(&["ev"]).field_selectors(&[
+            "involvedObject.kind",
+            "involvedObject.namespace",
+            "involvedObject.name",
+            "involvedObject.uid",
+            "reason",
+            "type",
+        ]),
+        ResourceDef::namespaced("events.k8s.io", "v1", "events", "Event").short_names(&["ev"]).field_selectors(&[
+            "regarding.kind",
+            "regarding.namespace",
+            "regarding.name",
+            "regarding.uid",
+            "reason",
+            "type",
+            "reportingController",
+        ]),
         ResourceDef::namespaced("coordination.k8s.io", "v1", "leases", "Lease"),
-        ResourceDef::crd(
-            "support.compliance.dev",
-            "v1alpha1",
-            "supportpolicies",
-            "SupportPolicy",
-            false,
-        )
-        .short_names(&["spol"])
-        .categories(&["support"])
-        .status_subresource(),
-        ResourceDef::crd(
-            "support.compliance.dev",
-            "v1alpha1",
-            "supportstatuses",
-            "SupportStatus",
-            false,
-        )
-        .short_names(&["sst"])
-        .categories(&["support"])
-        .status_subresource(),
+        ResourceDef::crd("support.compliance.dev", "v1alpha1", "supportpolicies", "SupportPolicy", false)
+            .short_names(&["spol"])
+            .categories(&["support"]),
+        ResourceDef::crd("support.compliance.dev", "v1alpha1", "supportstatuses", "SupportStatus", false)
+            .short_names(&["sst"])
+            .categories(&["support"])
+            .status_subresource(),
     ]
 }
 
@@ -359,10 +325,6 @@ impl Registry {
         }
     }
 
-    pub(crate) fn len(&self) -> usize {
-        self.defs.len()
-    }
-
     pub(crate) fn def(&self, id: usize) -> &Arc<ResourceDef> {
         &self.defs[id]
     }
@@ -377,9 +339,7 @@ impl Registry {
 
     /// Finds the resource of an `apiVersion` + `kind`.
     pub(crate) fn by_kind(&self, api_version: &str, kind: &str) -> Option<usize> {
-        self.defs
-            .iter()
-            .position(|d| d.api_version() == api_version && d.kind == kind)
+        self.defs.iter().position(|d| d.api_version() == api_version && d.kind == kind)
     }
 
     pub(crate) fn iter(&self) -> impl Iterator<Item = (usize, &Arc<ResourceDef>)> {
@@ -418,10 +378,7 @@ impl Registry {
     }
 
     pub(crate) fn in_group_version(&self, group: &str, version: &str) -> Vec<&Arc<ResourceDef>> {
-        self.defs
-            .iter()
-            .filter(|d| d.group == group && d.version == version)
-            .collect()
+        self.defs.iter().filter(|d| d.group == group && d.version == version).collect()
     }
 }
 

@@ -52,12 +52,8 @@ impl LabelSelector {
             LabelOp::NotIn(vs) => !get(key).is_some_and(|l| vs.iter().any(|v| v == l)),
             LabelOp::Exists => get(key).is_some(),
             LabelOp::DoesNotExist => get(key).is_none(),
-            LabelOp::Gt(n) => get(key)
-                .and_then(|l| l.parse::<i64>().ok())
-                .is_some_and(|l| l > *n),
-            LabelOp::Lt(n) => get(key)
-                .and_then(|l| l.parse::<i64>().ok())
-                .is_some_and(|l| l < *n),
+            LabelOp::Gt(n) => get(key).and_then(|l| l.parse::<i64>().ok()).is_some_and(|l| l > *n),
+            LabelOp::Lt(n) => get(key).and_then(|l| l.parse::<i64>().ok()).is_some_and(|l| l < *n),
         })
     }
 }
@@ -82,32 +78,23 @@ fn split_top_level(s: &str) -> Vec<&str> {
 }
 
 fn bad(part: &str) -> ApiError {
-    ApiError::BadRequest(format!(
-        "unable to parse requirement: found '{part}', expected a valid label selector"
-    ))
+    ApiError::BadRequest(format!("unable to parse requirement: found '{part}', expected a valid label selector"))
 }
 
 fn valid_key(k: &str) -> bool {
     !k.is_empty()
         && k.len() <= 316
-        && k.chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'))
+        && k.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'))
 }
 
 fn valid_value(v: &str) -> bool {
-    v.len() <= 63
-        && v.chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    v.len() <= 63 && v.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
 fn parse_requirement(part: &str) -> Result<(String, LabelOp), ApiError> {
     if let Some(key) = part.strip_prefix('!') {
         let key = key.trim();
-        return if valid_key(key) {
-            Ok((key.to_owned(), LabelOp::DoesNotExist))
-        } else {
-            Err(bad(part))
-        };
+        return if valid_key(key) { Ok((key.to_owned(), LabelOp::DoesNotExist)) } else { Err(bad(part)) };
     }
     if let Some(open) = part.find('(') {
         let close = part.rfind(')').filter(|c| *c > open).ok_or_else(|| bad(part))?;
@@ -118,10 +105,7 @@ fn parse_requirement(part: &str) -> Result<(String, LabelOp), ApiError> {
         let [key, op] = head[..] else {
             return Err(bad(part));
         };
-        let values: Vec<String> = part[open + 1..close]
-            .split(',')
-            .map(|v| v.trim().to_owned())
-            .collect();
+        let values: Vec<String> = part[open + 1..close].split(',').map(|v| v.trim().to_owned()).collect();
         if !valid_key(key) || values.iter().any(|v| !valid_value(v)) {
             return Err(bad(part));
         }
@@ -179,18 +163,13 @@ impl FieldSelector {
             } else if let Some((k, v)) = part.split_once('=') {
                 (k, true, v)
             } else {
-                return Err(ApiError::BadRequest(format!(
-                    "invalid selector: '{s}'; can't understand '{part}'"
-                )));
+                return Err(ApiError::BadRequest(format!("invalid selector: '{s}'; can't understand '{part}'")));
             };
             let key = key.trim();
-            let supported = key == "metadata.name"
-                || key == "metadata.namespace"
-                || extra_fields.iter().any(|f| f == key);
+            let supported =
+                key == "metadata.name" || key == "metadata.namespace" || extra_fields.iter().any(|f| f == key);
             if !supported {
-                return Err(ApiError::BadRequest(format!(
-                    "field label not supported: {key}"
-                )));
+                return Err(ApiError::BadRequest(format!("field label not supported: {key}")));
             }
             reqs.push((key.to_owned(), equal, value.trim().to_owned()));
         }
@@ -200,14 +179,6 @@ impl FieldSelector {
     /// Whether the selector selects everything.
     pub fn is_empty(&self) -> bool {
         self.reqs.is_empty()
-    }
-
-    /// The name required by a `metadata.name=x` term, if any.
-    pub fn required_name(&self) -> Option<&str> {
-        self.reqs
-            .iter()
-            .find(|(k, eq, _)| k == "metadata.name" && *eq)
-            .map(|(_, _, v)| v.as_str())
     }
 
     /// Whether an object matches.

@@ -22,8 +22,8 @@ use super::record::{parse_query, DelayRule, FaultRule, RequestRecord};
 use super::resources::{Registry, ResourceDef};
 use super::selectors::{FieldSelector, LabelSelector};
 use super::store::{
-    DeleteOpts, Deleted, ListPage, ListQuery, PatchBody, Propagation, RvMatch, Store,
-    Sub, WatchMsg, WatchQuery, WriteCtx,
+    DeleteOpts, Deleted, ListPage, ListQuery, PatchBody, Propagation, RvMatch, Store, Sub, WatchMsg, WatchQuery,
+    WriteCtx,
 };
 
 pub(crate) type Body = UnsyncBoxBody<Bytes, Infallible>;
@@ -113,9 +113,7 @@ fn route(registry: &Registry, path: &str) -> Result<Route, ApiError> {
             let [resource, tail @ ..] = rest else {
                 return Err(ApiError::PathNotFound);
             };
-            let id = registry
-                .lookup(group, version, resource)
-                .ok_or(ApiError::PathNotFound)?;
+            let id = registry.lookup(group, version, resource).ok_or(ApiError::PathNotFound)?;
             if registry.def(id).namespaced && !tail.is_empty() {
                 return Err(ApiError::PathNotFound);
             }
@@ -133,23 +131,14 @@ fn route(registry: &Registry, path: &str) -> Result<Route, ApiError> {
             return Err(ApiError::PathNotFound);
         }
     }
-    Ok(Route::Resource(ResourceRoute {
-        res,
-        namespace,
-        name,
-        sub,
-        legacy_watch,
-    }))
+    Ok(Route::Resource(ResourceRoute { res, namespace, name, sub, legacy_watch }))
 }
 
 struct Params(Vec<(String, String)>);
 
 impl Params {
     fn get(&self, key: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
     }
 
     fn flag(&self, key: &str) -> bool {
@@ -164,9 +153,9 @@ impl Params {
         match self.get("dryRun") {
             None | Some("") => Ok(false),
             Some("All") => Ok(true),
-            Some(other) => Err(ApiError::BadRequest(format!(
-                "unsupported dryRun value {other:?}: only \"All\" is supported"
-            ))),
+            Some(other) => {
+                Err(ApiError::BadRequest(format!("unsupported dryRun value {other:?}: only \"All\" is supported")))
+            }
         }
     }
 }
@@ -236,13 +225,8 @@ fn list_response(def: &ResourceDef, page: &ListPage, metadata_only: bool) -> Res
     };
     let mut out = Vec::with_capacity(256 + page.items.len() * 1024);
     out.extend_from_slice(
-        format!(
-            "{{\"apiVersion\":{},\"kind\":{},\"metadata\":{},\"items\":[",
-            json!(api_version),
-            json!(kind),
-            meta
-        )
-        .as_bytes(),
+        format!("{{\"apiVersion\":{},\"kind\":{},\"metadata\":{},\"items\":[", json!(api_version), json!(kind), meta)
+            .as_bytes(),
     );
     for (i, item) in page.items.iter().enumerate() {
         if i > 0 {
@@ -263,29 +247,16 @@ fn list_response(def: &ResourceDef, page: &ListPage, metadata_only: bool) -> Res
 // ----- request handling ----------------------------------------------------------------------
 
 /// Serves one HTTP request.
-pub(crate) async fn handle(
-    inner: Arc<Inner>,
-    req: Request<Incoming>,
-) -> Result<Response<Body>, Infallible> {
+pub(crate) async fn handle(inner: Arc<Inner>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
     let (parts, body) = req.into_parts();
     let body = match body.collect().await {
         Ok(b) => b.to_bytes(),
-        Err(e) => {
-            return Ok(error_response(&ApiError::BadRequest(format!(
-                "failed to read the request body: {e}"
-            ))))
-        }
+        Err(e) => return Ok(error_response(&ApiError::BadRequest(format!("failed to read the request body: {e}")))),
     };
     let path = parts.uri.path().to_owned();
     let query = parts.uri.query().unwrap_or_default().to_owned();
     let params = Params(parse_query(&query));
-    let header = |name: &str| {
-        parts
-            .headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-    };
+    let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
     let route = route(&inner.registry, &path);
     let mut record = RequestRecord {
         method: parts.method.to_string(),
@@ -312,24 +283,17 @@ pub(crate) async fn handle(
         Err(_) => {}
     }
 
-    let delay = lock(&inner.delays)
-        .iter()
-        .filter(|d| (d.when)(&record))
-        .map(|d| d.delay)
-        .max();
+    let delay = lock(&inner.delays).iter().filter(|d| (d.when)(&record)).map(|d| d.delay).max();
     if let Some(delay) = delay {
         tokio::time::sleep(delay).await;
     }
 
     let fault = {
         let mut faults = lock(&inner.faults);
-        let hit = faults
-            .iter_mut()
-            .find(|f| f.remaining > 0 && (f.when)(&record))
-            .map(|f| {
-                f.remaining -= 1;
-                f.fault.clone()
-            });
+        let hit = faults.iter_mut().find(|f| f.remaining > 0 && (f.when)(&record)).map(|f| {
+            f.remaining -= 1;
+            f.fault.clone()
+        });
         faults.retain(|f| f.remaining > 0);
         hit
     };
@@ -337,8 +301,7 @@ pub(crate) async fn handle(
         Some(fault) => {
             let mut resp = error_response(&fault.to_error());
             if let Some(after) = fault.retry_after() {
-                resp.headers_mut()
-                    .insert(RETRY_AFTER, HeaderValue::from(after.as_secs()));
+                resp.headers_mut().insert(RETRY_AFTER, HeaderValue::from(after.as_secs()));
             }
             resp
         }
@@ -350,10 +313,7 @@ pub(crate) async fn handle(
     };
     let status = resp.status().as_u16();
     if matches!(status, 400 | 415 | 422) {
-        inner
-            .counters
-            .malformed_requests
-            .fetch_add(1, Ordering::Relaxed);
+        inner.counters.malformed_requests.fetch_add(1, Ordering::Relaxed);
     }
     record.status = status;
     lock(&inner.requests).push(record);
@@ -382,10 +342,7 @@ fn dispatch(
     record: &RequestRecord,
 ) -> Result<Reply, ApiError> {
     let route = route?;
-    let accept = headers
-        .get("accept")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
+    let accept = headers.get("accept").and_then(|v| v.to_str().ok()).unwrap_or_default();
     if !matches!(route, Route::Resource(_)) && method != Method::GET {
         return Err(ApiError::MethodNotAllowed);
     }
@@ -399,10 +356,7 @@ fn dispatch(
                 discovery::aggregated_content_type(v),
                 discovery::aggregated(&inner.registry, true, v).to_string().into_bytes(),
             ))),
-            None => reply(discovery::core_versions(
-                &inner.registry,
-                &inner.server_address,
-            )),
+            None => reply(discovery::core_versions(&inner.registry, &inner.server_address)),
         },
         Route::Groups => match aggregated {
             Some(v) => Ok(Reply::Response(full(
@@ -420,7 +374,7 @@ fn dispatch(
             .ok_or(ApiError::PathNotFound),
         Route::Resource(r) => {
             let metadata_only = accept.contains("as=PartialObjectMetadata");
-            resource_request(inner, method, headers, r, params, body, record, metadata_only)
+            resource_request(inner, headers, r, params, body, record, metadata_only)
         }
     }
 }
@@ -433,17 +387,12 @@ fn parse_json_body(body: &Bytes, content_type: &str) -> Result<Value, ApiError> 
     } else {
         serde_json::from_slice::<Value>(body).map_err(|e| e.to_string())
     };
-    let v = parsed.map_err(|e| {
-        ApiError::BadRequest(format!(
-            "the body of the request was in an unknown format: {e}"
-        ))
-    })?;
+    let v =
+        parsed.map_err(|e| ApiError::BadRequest(format!("the body of the request was in an unknown format: {e}")))?;
     if v.is_object() {
         Ok(v)
     } else {
-        Err(ApiError::BadRequest(
-            "the body of the request was in an unknown format: expected an object".to_owned(),
-        ))
+        Err(ApiError::BadRequest("the body of the request was in an unknown format: expected an object".to_owned()))
     }
 }
 
@@ -455,20 +404,13 @@ fn options_invalid(kind: &str, field: &str, reason: &str, message: &str) -> ApiE
             qualified: format!("{kind}.meta.k8s.io"),
             name: String::new(),
         },
-        causes: vec![Cause {
-            reason: reason.to_owned(),
-            message: message.to_owned(),
-            field: field.to_owned(),
-        }],
+        causes: vec![Cause { reason: reason.to_owned(), message: message.to_owned(), field: field.to_owned() }],
     }
 }
 
 fn selectors(def: &ResourceDef, params: &Params) -> Result<(LabelSelector, FieldSelector), ApiError> {
     let labels = LabelSelector::parse(params.get("labelSelector").unwrap_or_default())?;
-    let fields = FieldSelector::parse(
-        params.get("fieldSelector").unwrap_or_default(),
-        &def.field_selectors,
-    )?;
+    let fields = FieldSelector::parse(params.get("fieldSelector").unwrap_or_default(), &def.field_selectors)?;
     Ok((labels, fields))
 }
 
@@ -503,7 +445,6 @@ fn update_manager(params: &Params, headers: &HeaderMap) -> String {
 #[allow(clippy::too_many_arguments)]
 fn resource_request(
     inner: &Inner,
-    method: &Method,
     headers: &HeaderMap,
     r: ResourceRoute,
     params: &Params,
@@ -513,16 +454,8 @@ fn resource_request(
 ) -> Result<Reply, ApiError> {
     let def = inner.registry.def(r.res).clone();
     let sub = if r.sub.is_some() { Sub::Status } else { Sub::Main };
-    let content_type = headers
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("application/json");
-    let media = content_type
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase();
+    let content_type = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("application/json");
+    let media = content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
     if let Some(m) = params.get("fieldManager") {
         if m.len() > 128 {
             return Err(options_invalid(
@@ -581,9 +514,9 @@ fn resource_request(
             }
             let timeout = match params.get("timeoutSeconds") {
                 None | Some("") => None,
-                Some(t) => Some(Duration::from_secs(t.parse::<u64>().map_err(|_| {
-                    ApiError::BadRequest(format!("invalid timeoutSeconds: {t:?}"))
-                })?)),
+                Some(t) => Some(Duration::from_secs(
+                    t.parse::<u64>().map_err(|_| ApiError::BadRequest(format!("invalid timeoutSeconds: {t:?}")))?,
+                )),
             };
             Ok(Reply::Watch(WatchRequest {
                 res: r.res,
@@ -603,9 +536,7 @@ fn resource_request(
             let (labels, fields) = selectors(&def, params)?;
             let limit = match params.get("limit") {
                 None | Some("") => None,
-                Some(l) => Some(l.parse::<usize>().map_err(|_| {
-                    ApiError::BadRequest(format!("invalid limit: {l:?}"))
-                })?),
+                Some(l) => Some(l.parse::<usize>().map_err(|_| ApiError::BadRequest(format!("invalid limit: {l:?}")))?),
             };
             let query = ListQuery {
                 namespace: r.namespace.clone(),
@@ -629,22 +560,14 @@ fn resource_request(
                 return Err(ApiError::MethodNotAllowed);
             }
             let obj = parse_json_body(body, &media)?;
-            let ctx = WriteCtx {
-                sub,
-                manager: Some(update_manager(params, headers)),
-                dry_run: params.dry_run()?,
-            };
+            let ctx = WriteCtx { sub, manager: Some(update_manager(params, headers)), dry_run: params.dry_run()? };
             let created = inner.store().create(r.res, &ns, obj, &ctx)?;
             Ok(Reply::Response(json_response(201, &created)))
         }
         "update" => {
             let name = r.name.as_deref().unwrap_or_default();
             let obj = parse_json_body(body, &media)?;
-            let ctx = WriteCtx {
-                sub,
-                manager: Some(update_manager(params, headers)),
-                dry_run: params.dry_run()?,
-            };
+            let ctx = WriteCtx { sub, manager: Some(update_manager(params, headers)), dry_run: params.dry_run()? };
             let updated = inner.store().update(r.res, &ns, name, obj, &ctx)?;
             respond(&updated)
         }
@@ -662,11 +585,7 @@ fn resource_request(
                     ));
                 };
                 let obj = parse_json_body(body, "yaml")?;
-                let ctx = WriteCtx {
-                    sub,
-                    manager: Some(manager.to_owned()),
-                    dry_run,
-                };
+                let ctx = WriteCtx { sub, manager: Some(manager.to_owned()), dry_run };
                 let force = params.flag("force");
                 let applied = inner.store().apply(r.res, &ns, name, obj, &ctx, force)?;
                 return respond(&applied);
@@ -709,11 +628,7 @@ fn resource_request(
                     )))
                 }
             };
-            let ctx = WriteCtx {
-                sub,
-                manager: Some(update_manager(params, headers)),
-                dry_run,
-            };
+            let ctx = WriteCtx { sub, manager: Some(update_manager(params, headers)), dry_run };
             let patched = inner.store().patch(r.res, &ns, name, &patch, &ctx)?;
             respond(&patched)
         }
@@ -762,12 +677,7 @@ fn resource_request(
                     Err(e) => return Err(e),
                 }
             }
-            let page = ListPage {
-                items,
-                resource_version: store.current_rv(),
-                continue_token: None,
-                remaining: None,
-            };
+            let page = ListPage { items, resource_version: store.current_rv(), continue_token: None, remaining: None };
             Ok(Reply::Response(list_response(&def, &page, false)))
         }
         _ => Err(ApiError::MethodNotAllowed),
@@ -778,13 +688,9 @@ fn delete_options(params: &Params, body: &Bytes) -> Result<DeleteOpts, ApiError>
     let body: Value = if body.iter().all(u8::is_ascii_whitespace) {
         json!({})
     } else {
-        serde_json::from_slice(body)
-            .map_err(|e| ApiError::BadRequest(format!("invalid DeleteOptions: {e}")))?
+        serde_json::from_slice(body).map_err(|e| ApiError::BadRequest(format!("invalid DeleteOptions: {e}")))?
     };
-    let propagation = body
-        .get("propagationPolicy")
-        .and_then(Value::as_str)
-        .or_else(|| params.get("propagationPolicy"));
+    let propagation = body.get("propagationPolicy").and_then(Value::as_str).or_else(|| params.get("propagationPolicy"));
     let propagation = match propagation {
         None | Some("") | Some("Background") => Propagation::Background,
         Some("Foreground") => Propagation::Foreground,
@@ -802,17 +708,9 @@ fn delete_options(params: &Params, body: &Bytes) -> Result<DeleteOpts, ApiError>
         Some(d) => d.iter().any(|v| v == "All"),
         None => params.dry_run()?,
     };
-    let precondition = |k: &str| {
-        body.pointer(&format!("/preconditions/{k}"))
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-    };
-    Ok(DeleteOpts {
-        propagation,
-        uid: precondition("uid"),
-        resource_version: precondition("resourceVersion"),
-        dry_run,
-    })
+    let precondition =
+        |k: &str| body.pointer(&format!("/preconditions/{k}")).and_then(Value::as_str).map(str::to_owned);
+    Ok(DeleteOpts { propagation, uid: precondition("uid"), resource_version: precondition("resourceVersion"), dry_run })
 }
 
 // ----- watch streams ----------------------------------------------------------------------
@@ -824,10 +722,7 @@ impl hyper::body::Body for ChannelBody {
     type Data = Bytes;
     type Error = Infallible;
 
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
         self.0.poll_recv(cx).map(|b| b.map(|b| Ok(Frame::data(b))))
     }
 }
@@ -873,18 +768,14 @@ fn start_watch(inner: &Arc<Inner>, w: WatchRequest) -> Response<Body> {
     let registered = inner.store().watch(w.res, w.query);
     let (tx, rx) = mpsc::channel::<Bytes>(16);
     let mut resp = Response::new(ChannelBody(rx).boxed_unsync());
-    resp.headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     let mut sub = match registered {
         Ok(sub) => sub,
         Err(e @ (ApiError::Expired(_) | ApiError::Timeout(_))) => {
             // A real server answers 200 and sends the error as an ERROR event.
             let mut buf = Vec::new();
             push_event(&mut buf, "ERROR", &e.to_status());
-            inner
-                .counters
-                .watch_errors_sent
-                .fetch_add(1, Ordering::Relaxed);
+            inner.counters.watch_errors_sent.fetch_add(1, Ordering::Relaxed);
             let _ = tx.try_send(Bytes::from(buf));
             return resp;
         }
@@ -894,11 +785,7 @@ fn start_watch(inner: &Arc<Inner>, w: WatchRequest) -> Response<Body> {
     let metadata_only = w.metadata_only;
     let deadline = w.timeout.map(|t| tokio::time::Instant::now() + t);
     tokio::spawn(async move {
-        let _guard = Unsubscribe {
-            inner: inner.clone(),
-            res: w.res,
-            id: sub.id,
-        };
+        let _guard = Unsubscribe { inner: inner.clone(), res: w.res, id: sub.id };
         let mut shutdown = inner.shutdown.clone();
         let render = |obj: &Value| if metadata_only { partial(obj) } else { obj.clone() };
         let mut buf = Vec::new();
@@ -906,20 +793,15 @@ fn start_watch(inner: &Arc<Inner>, w: WatchRequest) -> Response<Body> {
         for (kind, obj) in std::mem::take(&mut sub.initial) {
             push_event(&mut buf, kind.as_str(), &render(&obj));
             events += 1;
-            if buf.len() > 64 * 1024 {
-                if tx.send(Bytes::from(std::mem::take(&mut buf))).await.is_err() {
-                    return;
-                }
+            if buf.len() > 64 * 1024 && tx.send(Bytes::from(std::mem::take(&mut buf))).await.is_err() {
+                return;
             }
         }
         if let Some(rv) = sub.initial_end {
             push_event(&mut buf, "BOOKMARK", &bookmark(&def, rv, true, metadata_only));
             inner.counters.bookmarks_sent.fetch_add(1, Ordering::Relaxed);
         }
-        inner
-            .counters
-            .watch_events_sent
-            .fetch_add(events, Ordering::Relaxed);
+        inner.counters.watch_events_sent.fetch_add(events, Ordering::Relaxed);
         if !buf.is_empty() && tx.send(Bytes::from(std::mem::take(&mut buf))).await.is_err() {
             return;
         }
@@ -943,21 +825,14 @@ fn start_watch(inner: &Arc<Inner>, w: WatchRequest) -> Response<Body> {
                 match msg {
                     WatchMsg::Event(kind, obj) => {
                         push_event(&mut buf, kind.as_str(), &render(&obj));
-                        inner
-                            .counters
-                            .watch_events_sent
-                            .fetch_add(1, Ordering::Relaxed);
+                        inner.counters.watch_events_sent.fetch_add(1, Ordering::Relaxed);
                     }
                     WatchMsg::Bookmark(rv) => {
                         push_event(&mut buf, "BOOKMARK", &bookmark(&def, rv, false, metadata_only));
                         inner.counters.bookmarks_sent.fetch_add(1, Ordering::Relaxed);
                     }
                 }
-                next = if buf.len() < 64 * 1024 {
-                    sub.rx.try_recv().ok()
-                } else {
-                    None
-                };
+                next = if buf.len() < 64 * 1024 { sub.rx.try_recv().ok() } else { None };
             }
             if tx.send(Bytes::from(std::mem::take(&mut buf))).await.is_err() {
                 break;

@@ -10,8 +10,8 @@ use tokio::sync::mpsc;
 use super::errors::{ApiError, Cause, Subject};
 use super::fields::{self, Apply, FieldConflict};
 use super::meta::{
-    has_finalizers, is_dns_label, is_dns_subdomain, meta_str, name_suffix, new_uid,
-    now_rfc3339, owner_uids, remove_meta, set_meta,
+    has_finalizers, is_dns_label, is_dns_subdomain, meta_str, name_suffix, new_uid, now_rfc3339, owner_uids,
+    remove_meta, set_meta,
 };
 use super::resources::{NameRule, Registry, ResourceDef};
 use super::selectors::{FieldSelector, LabelSelector};
@@ -168,9 +168,7 @@ struct Subscriber {
 
 impl Subscriber {
     fn selects(&self, key: &Key, obj: &Value) -> bool {
-        self.namespace.as_ref().is_none_or(|ns| *ns == key.0)
-            && self.labels.matches(obj)
-            && self.fields.matches(obj)
+        self.namespace.as_ref().is_none_or(|ns| *ns == key.0) && self.labels.matches(obj) && self.fields.matches(obj)
     }
 
     /// The event this subscriber sees (objects entering or leaving its selection are
@@ -229,23 +227,14 @@ pub(crate) struct Store {
 }
 
 fn subject(def: &ResourceDef, name: &str) -> Subject {
-    Subject {
-        group: def.group.clone(),
-        kind: def.plural.clone(),
-        qualified: def.qualified(),
-        name: name.to_owned(),
-    }
+    Subject { group: def.group.clone(), kind: def.plural.clone(), qualified: def.qualified(), name: name.to_owned() }
 }
 
 fn invalid_subject(def: &ResourceDef, name: &str) -> Subject {
     Subject {
         group: def.group.clone(),
         kind: def.kind.clone(),
-        qualified: if def.group.is_empty() {
-            def.kind.clone()
-        } else {
-            format!("{}.{}", def.kind, def.group)
-        },
+        qualified: if def.group.is_empty() { def.kind.clone() } else { format!("{}.{}", def.kind, def.group) },
         name: name.to_owned(),
     }
 }
@@ -253,7 +242,8 @@ fn invalid_subject(def: &ResourceDef, name: &str) -> Subject {
 fn modified_conflict(def: &ResourceDef, name: &str) -> ApiError {
     ApiError::Conflict {
         subject: subject(def, name),
-        reason: "the object has been modified; please apply your changes to the latest version and try again".to_owned(),
+        reason: "the object has been modified; please apply your changes to the latest version and try again"
+            .to_owned(),
     }
 }
 
@@ -265,17 +255,12 @@ fn check_type_meta(def: &ResourceDef, obj: &Value) -> Result<(), ApiError> {
         ));
     };
     let kind = map.get("kind").and_then(Value::as_str).unwrap_or_default();
-    let api_version = map
-        .get("apiVersion")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
+    let api_version = map.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
     if kind.is_empty() {
         return Err(ApiError::BadRequest("Object 'Kind' is missing in the request body".to_owned()));
     }
     if api_version.is_empty() {
-        return Err(ApiError::BadRequest(
-            "Object 'apiVersion' is missing in the request body".to_owned(),
-        ));
+        return Err(ApiError::BadRequest("Object 'apiVersion' is missing in the request body".to_owned()));
     }
     if api_version != def.api_version() {
         return Err(ApiError::BadRequest(format!(
@@ -299,8 +284,7 @@ fn spec_changed(old: &Value, new: &Value, status_is_subresource: bool) -> bool {
         return old != new;
     };
     let keys: BTreeSet<&String> = o.keys().chain(n.keys()).collect();
-    keys.into_iter()
-        .any(|k| !skip(k) && o.get(k) != n.get(k))
+    keys.into_iter().any(|k| !skip(k) && o.get(k) != n.get(k))
 }
 
 fn generation(obj: &Value) -> Option<i64> {
@@ -308,8 +292,7 @@ fn generation(obj: &Value) -> Option<i64> {
 }
 
 fn parse_rv(s: &str) -> Result<u64, ApiError> {
-    s.parse::<u64>()
-        .map_err(|_| ApiError::BadRequest(format!("invalid resource version: {s:?}")))
+    s.parse::<u64>().map_err(|_| ApiError::BadRequest(format!("invalid resource version: {s:?}")))
 }
 
 fn hex_encode(bytes: &[u8]) -> String {
@@ -317,13 +300,10 @@ fn hex_encode(bytes: &[u8]) -> String {
 }
 
 fn hex_decode(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
+    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()
 }
 
 fn encode_continue(rv: u64, key: &Key) -> String {
@@ -374,11 +354,7 @@ impl Store {
     }
 
     fn key(&self, res: usize, ns: &str, name: &str) -> Key {
-        let ns = if self.resources[res].def.namespaced {
-            ns
-        } else {
-            ""
-        };
+        let ns = if self.resources[res].def.namespaced { ns } else { "" };
         (ns.to_owned(), name.to_owned())
     }
 
@@ -435,26 +411,10 @@ impl Store {
         }
         let obj = Arc::new(obj);
         let prev = self.resources[res].objects.insert(key.clone(), obj.clone());
-        let r = ObjRef {
-            res,
-            key: key.clone(),
-        };
+        let r = ObjRef { res, key: key.clone() };
         self.index(&r, prev.as_deref(), Some(&obj));
-        let kind = if prev.is_some() {
-            EventType::Modified
-        } else {
-            EventType::Added
-        };
-        self.record(
-            res,
-            HistoryEvent {
-                rv,
-                kind,
-                key,
-                obj: obj.clone(),
-                prev,
-            },
-        );
+        let kind = if prev.is_some() { EventType::Modified } else { EventType::Added };
+        self.record(res, HistoryEvent { rv, kind, key, obj: obj.clone(), prev });
         obj
     }
 
@@ -468,20 +428,11 @@ impl Store {
             set_meta(&mut last, "resourceVersion", json!(rv.to_string()));
         }
         let last = Arc::new(last);
-        let r = ObjRef {
-            res,
-            key: key.clone(),
-        };
+        let r = ObjRef { res, key: key.clone() };
         self.index(&r, Some(&prev), None);
         self.record(
             res,
-            HistoryEvent {
-                rv,
-                kind: EventType::Deleted,
-                key: key.clone(),
-                obj: last.clone(),
-                prev: Some(prev),
-            },
+            HistoryEvent { rv, kind: EventType::Deleted, key: key.clone(), obj: last.clone(), prev: Some(prev) },
         );
         if let Some(uid) = meta_str(&last, "uid") {
             self.collect_dependents(uid, orphan);
@@ -503,15 +454,10 @@ impl Store {
             let Some(obj) = self.resources[dep.res].objects.get(&dep.key).cloned() else {
                 continue;
             };
-            let other_owner_alive = owner_uids(&obj)
-                .iter()
-                .any(|u| u != owner_uid && self.uids.contains_key(u));
+            let other_owner_alive = owner_uids(&obj).iter().any(|u| u != owner_uid && self.uids.contains_key(u));
             if orphan || other_owner_alive {
                 let mut new = (*obj).clone();
-                if let Some(refs) = new
-                    .pointer_mut("/metadata/ownerReferences")
-                    .and_then(Value::as_array_mut)
-                {
+                if let Some(refs) = new.pointer_mut("/metadata/ownerReferences").and_then(Value::as_array_mut) {
                     refs.retain(|r| r.get("uid").and_then(Value::as_str) != Some(owner_uid));
                     if refs.is_empty() {
                         remove_meta(&mut new, "ownerReferences");
@@ -547,15 +493,11 @@ impl Store {
     // ----- reads ---------------------------------------------------------------------------
 
     pub(crate) fn get(&self, res: usize, ns: &str, name: &str) -> Option<Arc<Value>> {
-        self.resources[res]
-            .objects
-            .get(&self.key(res, ns, name))
-            .cloned()
+        self.resources[res].objects.get(&self.key(res, ns, name)).cloned()
     }
 
     pub(crate) fn get_or_404(&self, res: usize, ns: &str, name: &str) -> Result<Arc<Value>, ApiError> {
-        self.get(res, ns, name)
-            .ok_or_else(|| ApiError::NotFound(subject(&self.resources[res].def, name)))
+        self.get(res, ns, name).ok_or_else(|| ApiError::NotFound(subject(&self.resources[res].def, name)))
     }
 
     /// All objects of a resource (in one namespace if given), in key order.
@@ -596,10 +538,7 @@ impl Store {
     }
 
     fn too_large(&self, rv: u64) -> ApiError {
-        ApiError::Timeout(format!(
-            "Too large resource version: {rv}, current: {}",
-            self.rv
-        ))
+        ApiError::Timeout(format!("Too large resource version: {rv}, current: {}", self.rv))
     }
 
     pub(crate) fn list(&self, res: usize, q: &ListQuery) -> Result<ListPage, ApiError> {
@@ -672,12 +611,7 @@ impl Store {
                 }
             }
         }
-        Ok(ListPage {
-            items,
-            resource_version: snapshot_rv,
-            continue_token,
-            remaining,
-        })
+        Ok(ListPage { items, resource_version: snapshot_rv, continue_token, remaining })
     }
 
     // ----- watch -----------------------------------------------------------------------
@@ -739,17 +673,8 @@ impl Store {
         let (tx, rx) = mpsc::unbounded_channel();
         self.next_sub_id += 1;
         let id = self.next_sub_id;
-        self.resources[res].subscribers.push(Subscriber {
-            id,
-            tx,
-            ..sub_probe
-        });
-        Ok(WatchSub {
-            id,
-            initial,
-            initial_end,
-            rx,
-        })
+        self.resources[res].subscribers.push(Subscriber { id, tx, ..sub_probe });
+        Ok(WatchSub { id, initial, initial_end, rx })
     }
 
     pub(crate) fn unsubscribe(&mut self, res: usize, id: u64) {
@@ -758,19 +683,14 @@ impl Store {
 
     /// Number of open watches.
     pub(crate) fn watch_count(&self) -> usize {
-        self.resources
-            .iter()
-            .map(|r| r.subscribers.iter().filter(|s| !s.tx.is_closed()).count())
-            .sum()
+        self.resources.iter().map(|r| r.subscribers.iter().filter(|s| !s.tx.is_closed()).count()).sum()
     }
 
     /// Queues a BOOKMARK with the current resourceVersion on every watch that asked for them.
     pub(crate) fn bookmark_tick(&mut self) {
         let rv = self.rv;
         for state in &mut self.resources {
-            state
-                .subscribers
-                .retain(|s| !s.bookmarks || s.tx.send(WatchMsg::Bookmark(rv)).is_ok());
+            state.subscribers.retain(|s| !s.bookmarks || s.tx.send(WatchMsg::Bookmark(rv)).is_ok());
         }
     }
 
@@ -794,13 +714,7 @@ impl Store {
     // ----- writes ----------------------------------------------------------------------
 
     /// POST.
-    pub(crate) fn create(
-        &mut self,
-        res: usize,
-        ns: &str,
-        body: Value,
-        ctx: &WriteCtx,
-    ) -> Result<Arc<Value>, ApiError> {
+    pub(crate) fn create(&mut self, res: usize, ns: &str, body: Value, ctx: &WriteCtx) -> Result<Arc<Value>, ApiError> {
         let def = self.def(res);
         check_type_meta(&def, &body)?;
         self.create_checked(res, ns, body, ctx, None)
@@ -885,15 +799,7 @@ impl Store {
             (Some(entries), _) => entries,
             (None, Some(manager)) => {
                 let mut entries = Vec::new();
-                fields::record_update(
-                    &mut entries,
-                    &json!({}),
-                    &obj,
-                    manager,
-                    &def.api_version(),
-                    None,
-                    &now,
-                );
+                fields::record_update(&mut entries, &json!({}), &obj, manager, &def.api_version(), None, &now);
                 entries
             }
             (None, None) => Vec::new(),
@@ -927,14 +833,25 @@ impl Store {
             if let Some(body_ns) = meta_str(&body, "namespace").filter(|n| !n.is_empty()) {
                 if body_ns != ns {
                     return Err(ApiError::BadRequest(
-                        "the namespace of the provided object does not match the namespace sent on the request".to_owned(),
+                        "the namespace of the provided object does not match the namespace sent on the request"
+                            .to_owned(),
                     ));
                 }
             }
         }
-        if let Some(rv) = meta_str(&body, "resourceVersion").filter(|rv| !rv.is_empty()) {
-            if Some(rv) != meta_str(&old, "resourceVersion") {
+        match meta_str(&body, "resourceVersion").filter(|rv| !rv.is_empty()) {
+            Some(rv) if Some(rv) != meta_str(&old, "resourceVersion") => {
                 return Err(modified_conflict(&def, name));
+            }
+            Some(_) => {}
+            None if def.unconditional_update => {}
+            None => {
+                return Err(ApiError::invalid(
+                    subject(&def, name),
+                    "metadata.resourceVersion",
+                    "FieldValueInvalid",
+                    "Invalid value: 0x0: must be specified for an update".to_owned(),
+                ));
             }
         }
         self.finish_update(res, &old, body, ctx, None)
@@ -955,9 +872,7 @@ impl Store {
         match patch {
             PatchBody::Merge(p) => {
                 if !p.is_object() {
-                    return Err(ApiError::BadRequest(
-                        "a merge patch must be a JSON object".to_owned(),
-                    ));
+                    return Err(ApiError::BadRequest("a merge patch must be a JSON object".to_owned()));
                 }
                 json_patch::merge(&mut candidate, p);
             }
@@ -1011,16 +926,14 @@ impl Store {
             if let Some(body_ns) = meta_str(&body, "namespace").filter(|n| !n.is_empty()) {
                 if body_ns != ns {
                     return Err(ApiError::BadRequest(
-                        "the namespace of the provided object does not match the namespace sent on the request".to_owned(),
+                        "the namespace of the provided object does not match the namespace sent on the request"
+                            .to_owned(),
                     ));
                 }
             }
         }
         let old = self.get(res, ns, name);
-        if let (Some(old), Some(rv)) = (
-            &old,
-            meta_str(&body, "resourceVersion").filter(|rv| !rv.is_empty()),
-        ) {
+        if let (Some(old), Some(rv)) = (&old, meta_str(&body, "resourceVersion").filter(|rv| !rv.is_empty())) {
             if Some(rv) != meta_str(old, "resourceVersion") {
                 return Err(modified_conflict(&def, name));
             }
@@ -1043,15 +956,8 @@ impl Store {
         }
         let now = now_rfc3339();
         let api_version = def.api_version();
-        let req = Apply {
-            manager: &manager,
-            api_version: &api_version,
-            subresource: ctx.sub.name(),
-            force,
-            now: &now,
-        };
-        let merged = fields::apply(old.as_deref(), &applied, &req)
-            .map_err(|c| apply_conflict(&def, name, &c))?;
+        let req = Apply { manager: &manager, api_version: &api_version, subresource: ctx.sub.name(), force, now: &now };
+        let merged = fields::apply(old.as_deref(), &applied, &req).map_err(|c| apply_conflict(&def, name, &c))?;
         match old {
             Some(old) => {
                 let entries = fields::read_managed(&merged);
@@ -1145,20 +1051,14 @@ impl Store {
         fields::keep_unchanged_times(&old_entries, &mut entries);
         fields::write_managed(&mut candidate, &entries);
 
-        let key = self.key(
-            res,
-            meta_str(old, "namespace").unwrap_or_default(),
-            meta_str(old, "name").unwrap_or_default(),
-        );
-        if candidate.pointer("/metadata/deletionTimestamp").is_some() && !has_finalizers(&candidate)
-        {
+        let key =
+            self.key(res, meta_str(old, "namespace").unwrap_or_default(), meta_str(old, "name").unwrap_or_default());
+        if candidate.pointer("/metadata/deletionTimestamp").is_some() && !has_finalizers(&candidate) {
             if ctx.dry_run {
                 return Ok(Arc::new(candidate));
             }
             // The last finalizer is gone: the deletion completes.
-            return Ok(self
-                .commit_remove(res, &key, false)
-                .unwrap_or_else(|| old.clone()));
+            return Ok(self.commit_remove(res, &key, false).unwrap_or_else(|| old.clone()));
         }
         if candidate == **old {
             self.stats.noop_writes += 1;
@@ -1171,13 +1071,7 @@ impl Store {
     }
 
     /// DELETE.
-    pub(crate) fn delete(
-        &mut self,
-        res: usize,
-        ns: &str,
-        name: &str,
-        opts: &DeleteOpts,
-    ) -> Result<Deleted, ApiError> {
+    pub(crate) fn delete(&mut self, res: usize, ns: &str, name: &str, opts: &DeleteOpts) -> Result<Deleted, ApiError> {
         let def = self.def(res);
         let old = self.get_or_404(res, ns, name)?;
         if let Some(uid) = &opts.uid {
@@ -1185,9 +1079,7 @@ impl Store {
             if uid != actual {
                 return Err(ApiError::Conflict {
                     subject: subject(&def, name),
-                    reason: format!(
-                        "Precondition failed: UID in precondition: {uid}, UID in object meta: {actual}"
-                    ),
+                    reason: format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {actual}"),
                 });
             }
         }
@@ -1241,10 +1133,7 @@ impl Store {
             return Err(ApiError::BadRequest("metadata.name is required".to_owned()));
         };
         if def.namespaced && ns.is_empty() {
-            return Err(ApiError::BadRequest(format!(
-                "{} is namespaced: metadata.namespace is required",
-                def.plural
-            )));
+            return Err(ApiError::BadRequest(format!("{} is namespaced: metadata.namespace is required", def.plural)));
         }
         if let Some(m) = obj.as_object_mut() {
             m.entry("apiVersion").or_insert_with(|| json!(def.api_version()));
@@ -1258,9 +1147,7 @@ impl Store {
                     Some(o) => o.get("metadata").and_then(|m| m.get(k)).cloned(),
                     None => None,
                 }
-                .unwrap_or_else(|| {
-                    json!(if k == "uid" { new_uid() } else { now_rfc3339() })
-                });
+                .unwrap_or_else(|| json!(if k == "uid" { new_uid() } else { now_rfc3339() }));
                 set_meta(&mut obj, k, v);
             }
         }
@@ -1292,26 +1179,15 @@ impl Store {
 }
 
 fn apply_conflict(def: &ResourceDef, name: &str, conflicts: &[FieldConflict]) -> ApiError {
-    let n = conflicts.len();
-    let causes: Vec<Cause> = conflicts
-        .iter()
-        .map(|c| Cause {
-            reason: "FieldManagerConflict".to_owned(),
-            message: format!("conflict with {:?} using {}", c.manager, c.api_version),
-            field: c.dotted(),
-        })
-        .collect();
-    let listed: Vec<String> = causes
-        .iter()
-        .map(|c| format!("{}: {}", c.message, c.field))
-        .collect();
     ApiError::ApplyConflict {
         subject: subject(def, name),
-        message: format!(
-            "Apply failed with {n} conflict{}: {}",
-            if n == 1 { "" } else { "s" },
-            listed.join("; ")
-        ),
-        causes,
+        causes: conflicts
+            .iter()
+            .map(|c| Cause {
+                reason: "FieldManagerConflict".to_owned(),
+                message: format!("conflict with {:?} using {}", c.manager, c.api_version),
+                field: c.dotted(),
+            })
+            .collect(),
     }
 }

@@ -1,0 +1,49 @@
+# support-operator. `make help` lists the targets.
+CARGO ?= cargo
+BIN := target/debug/support-operator
+NOW ?= 2026-11-25T12:00:00Z
+
+.PHONY: help quickstart build test test-fast tools crds check-crds fmt lint bench run e2e
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+quickstart: ## Check the example neglected AKS cluster (offline, as of $(NOW))
+	$(CARGO) run --quiet -- check --policy examples/policies/aks.yaml \
+	  --snapshot examples/snapshots/aks-neglected.json --server-version v1.34.2 --now $(NOW)
+
+build: ## Build the binary
+	$(CARGO) build --locked
+
+tools: ## Install promtool and kubectl (needs root; idempotent)
+	bash scripts/install-tools.sh
+
+test: ## Every test: unit, property, golden, CLI, emulator scenarios, manifests and alert rules
+	$(CARGO) fmt --all -- --check
+	$(CARGO) test --locked --all-targets
+	$(MAKE) --no-print-directory check-crds
+
+test-fast: ## Unit and property tests of the engine only
+	$(CARGO) test --locked --lib
+
+crds: ## Regenerate crds/ from the Rust types
+	$(CARGO) run --quiet --locked -- crd > crds/support-operator.yaml
+
+check-crds: ## Fail when crds/ differs from the Rust types
+	@$(CARGO) run --quiet --locked -- crd | diff -u crds/support-operator.yaml - \
+	  || { echo "crds/ is stale: run make crds" >&2; exit 1; }
+
+fmt: ## Format the code
+	$(CARGO) fmt --all
+
+lint: ## Clippy, warnings as errors
+	$(CARGO) clippy --locked --all-targets -- -D warnings
+
+bench: ## Benchmarks (criterion): evaluation and reconcile against the emulator
+	$(CARGO) bench --locked --bench evaluate
+
+run: ## Run the operator against the current kubeconfig
+	$(CARGO) run --locked -- run --metrics-addr 127.0.0.1:8080
+
+e2e: ## The controller scenarios against the cluster of KUBECONFIG (skipped without one)
+	SUPPORT_E2E=1 $(CARGO) test --locked --test e2e -- --test-threads=1

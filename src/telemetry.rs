@@ -1,0 +1,25 @@
+//! Logs with `tracing`: plain or JSON lines, filtered by an EnvFilter.
+
+use tracing_subscriber::{fmt, prelude::*, EnvFilter};
+
+use crate::cli::LogFormat;
+
+/// Installs the global subscriber. An invalid filter falls back to `info,kube=warn` with a
+/// warning, rather than failing to start.
+pub fn init(format: LogFormat, filter: &str) {
+    let (filter, bad) = match EnvFilter::try_new(filter) {
+        Ok(f) => (f, None),
+        Err(e) => (EnvFilter::new("info,kube=warn"), Some(e)),
+    };
+    let registry = tracing_subscriber::registry().with(filter);
+    let result = match format {
+        LogFormat::Json => registry.with(fmt::layer().json().flatten_event(true).with_current_span(true)).try_init(),
+        LogFormat::Plain => registry.with(fmt::layer()).try_init(),
+    };
+    if result.is_err() {
+        return; // already installed (tests)
+    }
+    if let Some(e) = bad {
+        tracing::warn!(error = %e, "invalid log filter, using info,kube=warn");
+    }
+}
