@@ -15,7 +15,7 @@ fn node(i: usize) -> Value {
     let pool = format!("pool{}", i % 12);
     let image = format!("AKSUbuntu-2204gen2containerd-2026{:02}.{:02}.0", 1 + i % 11, 1 + i % 28);
     let kubelet = ["v1.33.5", "v1.34.2", "v1.35.3"][i % 3];
-    let ready = if i % 50 == 0 { "False" } else { "True" };
+    let ready = if i.is_multiple_of(50) { "False" } else { "True" };
     json!({
         "apiVersion": "v1", "kind": "Node",
         "metadata": {"name": format!("aks-{pool}-{i:06}"), "creationTimestamp": "2026-06-01T00:00:00Z",

@@ -43,6 +43,7 @@ pub fn run(args: cli::RunArgs) -> anyhow::Result<()> {
             resync: args.resync(),
             discovery_interval: std::time::Duration::from_secs(args.discovery_seconds),
             identity,
+            report_addr: None,
         };
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {

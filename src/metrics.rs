@@ -26,8 +26,15 @@ pub struct Metrics {
     /// 1 on the replica that holds the leader Lease.
     pub leader: IntGauge,
     domain: Vec<(Domain, GaugeVec)>,
-    written: Mutex<BTreeMap<String, BTreeSet<(Domain, Vec<String>)>>>,
+    written: Mutex<BTreeMap<String, Series>>,
+    exists: Mutex<Option<PolicyFilter>>,
 }
+
+/// The label sets written for one policy, per gauge.
+type Series = BTreeSet<(Domain, Vec<String>)>;
+
+/// Tells whether a policy still exists.
+type PolicyFilter = Box<dyn Fn(&str) -> bool + Send + Sync>;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Domain {
@@ -163,6 +170,7 @@ impl Metrics {
             leader,
             domain,
             written: Mutex::new(BTreeMap::new()),
+            exists: Mutex::new(None),
         }
     }
 
@@ -252,8 +260,27 @@ impl Metrics {
         self.written.lock().unwrap_or_else(|e| e.into_inner()).keys().cloned().collect()
     }
 
+    /// Sets how to tell that a policy still exists: series of policies that do not are
+    /// dropped before every scrape (a deleted policy is never reconciled again).
+    pub fn set_policy_filter(&self, exists: impl Fn(&str) -> bool + Send + Sync + 'static) {
+        *self.exists.lock().unwrap_or_else(|e| e.into_inner()) = Some(Box::new(exists));
+    }
+
+    /// Drops the series of policies that no longer exist.
+    pub fn prune(&self) {
+        let gone: Vec<String> = {
+            let exists = self.exists.lock().unwrap_or_else(|e| e.into_inner());
+            let Some(exists) = exists.as_ref() else { return };
+            self.policies().into_iter().filter(|p| !exists(p)).collect()
+        };
+        for p in gone {
+            self.forget(&p);
+        }
+    }
+
     /// Prometheus text exposition.
     pub fn encode(&self) -> String {
+        self.prune();
         let mut buf = Vec::new();
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
         String::from_utf8(buf).unwrap_or_default()

@@ -74,7 +74,7 @@ mod tests {
     fn shifted_clock_reads_what_it_was_set_to_and_signals() {
         let t = crate::time::parse_rfc3339("2030-01-01T00:00:00Z").unwrap();
         let clock = ShiftedClock::default();
-        let mut jumps = clock.jumps().unwrap();
+        let jumps = clock.jumps().unwrap();
         clock.set(t);
         assert!((clock.now() - t).num_seconds().abs() <= 1);
         assert!(jumps.has_changed().unwrap());

@@ -43,6 +43,8 @@ pub struct Settings {
     pub discovery_interval: Duration,
     /// This replica's identity (Event reporter instance).
     pub identity: String,
+    /// Told the address the HTTP server bound (useful with port 0).
+    pub report_addr: Option<tokio::sync::mpsc::UnboundedSender<SocketAddr>>,
 }
 
 /// Errors of one reconcile.
@@ -118,14 +120,12 @@ impl Context {
         ClusterSnapshot { server_version: info.server_version, nodes, leases, api_versions: info.api_versions }
     }
 
-    /// Drops metric series of policies that no longer exist.
-    fn prune_metrics(&self) {
-        for p in self.metrics.policies() {
-            if self.policies.get(&ObjectRef::new(&p)).is_none() {
-                self.metrics.forget(&p);
-                self.written.lock().unwrap_or_else(|e| e.into_inner()).remove(&p);
-            }
-        }
+    /// Forgets what was written for policies that no longer exist.
+    fn prune_written(&self) {
+        self.written
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|p, _| self.policies.get(&ObjectRef::new(p)).is_some());
     }
 }
 
@@ -149,6 +149,9 @@ pub async fn run(
     }));
     if let Ok(addr) = bound_rx.await {
         tracing::info!(%addr, "serving /metrics, /healthz and /readyz");
+        if let Some(tx) = &settings.report_addr {
+            let _ = tx.send(addr);
+        }
     }
 
     // Leadership.
@@ -204,6 +207,11 @@ pub async fn run(
         failures: Mutex::new(HashMap::new()),
         resync: settings.resync,
     });
+
+    {
+        let policies = policy_store.clone();
+        metrics.set_policy_filter(move |p| policies.get(&ObjectRef::new(p)).is_some());
+    }
 
     // Discovery, refreshed in the background; a change re-evaluates every policy.
     let (discovery_tx, discovery_rx) = watch::channel(());

@@ -20,7 +20,8 @@ use crate::policy::{self, evaluate, report, Evaluation, Policy, PolicyError};
 #[tracing::instrument(skip_all, fields(policy = %obj.name_any()))]
 pub(super) async fn reconcile(obj: Arc<DeserializeGuard<SupportPolicy>>, ctx: Arc<Context>) -> Result<Action, Error> {
     let _timer = ctx.metrics.reconcile_duration.start_timer();
-    ctx.prune_metrics();
+    ctx.prune_written();
+    ctx.metrics.prune();
     let name = obj.name_any();
     let now = ctx.clock.now();
     let generation = obj.meta().generation;

@@ -371,7 +371,7 @@ fn is_zero(n: &u32) -> bool {
 }
 
 /// The verdict of a policy.
-#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub enum Verdict {
     /// No Warning or Unsupported finding.
     Supported,
@@ -380,6 +380,7 @@ pub enum Verdict {
     /// At least one Unsupported finding.
     Unsupported,
     /// The policy is invalid; nothing was evaluated.
+    #[default]
     Unknown,
 }
 

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use chrono::{DateTime, Utc};
 
 use super::model::{Policy, PolicyError};
-use super::rules::{self, image_of, pool_of, Component, Fact, Signal, VersionTrack};
+use super::rules::{self, pool_of, read_images, Fact, ImageRead, Signal, VersionTrack};
 use super::RuleId;
 use crate::crd::v1alpha1::{
     ControlPlaneStatus, Finding, NodeCounts, PoolSummary, Severity, SupportPolicySpec, Transition, Verdict,
@@ -50,12 +50,6 @@ pub struct Evaluation {
     pub next_change: Option<DateTime<Utc>>,
     /// Per-node and per-item detail for metrics.
     pub samples: Samples,
-}
-
-impl Default for Verdict {
-    fn default() -> Self {
-        Verdict::Unknown
-    }
 }
 
 /// Detail for the metrics (never written to the status).
@@ -138,7 +132,8 @@ pub fn evaluate_resolved(policy: &Policy, snapshot: &ClusterSnapshot, now: DateT
         .map(AsRef::as_ref)
         .filter(|n| policy.selector.as_ref().is_none_or(|s| s.matches(&n.labels)))
         .collect();
-    let signals = rules::signals(policy, snapshot, &nodes);
+    let images: Option<Vec<ImageRead>> = policy.image.as_ref().map(|rule| read_images(rule, &nodes));
+    let signals = rules::signals(policy, snapshot, &nodes, images.as_deref());
 
     // Group: signals of nodes with the same (rule, pool, cause) make one finding.
     let mut groups: BTreeMap<(RuleId, String), Vec<&Signal>> = BTreeMap::new();
@@ -253,7 +248,7 @@ pub fn evaluate_resolved(policy: &Policy, snapshot: &ClusterSnapshot, now: DateT
         _ => Verdict::Supported,
     };
 
-    let (pools, pools_omitted) = pools(policy, &nodes);
+    let (pools, pools_omitted) = pools(&nodes, images.as_deref());
     Evaluation {
         verdict,
         policy_errors: Vec::new(),
@@ -265,7 +260,7 @@ pub fn evaluate_resolved(policy: &Policy, snapshot: &ClusterSnapshot, now: DateT
         next_deadline,
         upcoming,
         next_change,
-        samples: samples(policy, snapshot, &nodes, &signals),
+        samples: samples(policy, snapshot, &nodes, images.as_deref(), &signals),
     }
 }
 
@@ -325,7 +320,7 @@ fn counts(nodes: &[&NodeInfo], signals: &[Signal], now: DateTime<Utc>) -> NodeCo
     }
 }
 
-fn pools(policy: &Policy, nodes: &[&NodeInfo]) -> (Vec<PoolSummary>, u32) {
+fn pools(nodes: &[&NodeInfo], images: Option<&[ImageRead]>) -> (Vec<PoolSummary>, u32) {
     #[derive(Default)]
     struct Acc {
         nodes: u32,
@@ -335,18 +330,16 @@ fn pools(policy: &Policy, nodes: &[&NodeInfo]) -> (Vec<PoolSummary>, u32) {
         oldest: Option<chrono::NaiveDate>,
     }
     let mut by_pool: BTreeMap<&str, Acc> = BTreeMap::new();
-    for node in nodes {
+    for (i, node) in nodes.iter().enumerate() {
         let acc = by_pool.entry(pool_of(node)).or_default();
         acc.nodes += 1;
         acc.ready += u32::from(node.readiness.is_ready());
         *acc.kubelets.entry(node.kubelet_version.clone().unwrap_or_else(|| "unknown".into())).or_default() += 1;
-        if let Some(rule) = &policy.image {
-            if let Ok((image, released)) = image_of(rule, node) {
-                let image = if image == "created" { "(from node creation)".to_string() } else { image };
-                *acc.images.entry(image).or_default() += 1;
-                let day = released.date_naive();
-                acc.oldest = Some(acc.oldest.map_or(day, |o| o.min(day)));
-            }
+        if let Some(Ok((image, released))) = images.map(|read| &read[i]) {
+            let image = if image == "created" { "(from node creation)".to_string() } else { image.clone() };
+            *acc.images.entry(image).or_default() += 1;
+            let day = released.date_naive();
+            acc.oldest = Some(acc.oldest.map_or(day, |o| o.min(day)));
         }
     }
     let top = |m: BTreeMap<String, u32>| {
@@ -371,7 +364,13 @@ fn pools(policy: &Policy, nodes: &[&NodeInfo]) -> (Vec<PoolSummary>, u32) {
     (pools, total.saturating_sub(MAX_POOLS) as u32)
 }
 
-fn samples(policy: &Policy, snapshot: &ClusterSnapshot, nodes: &[&NodeInfo], signals: &[Signal]) -> Samples {
+fn samples(
+    policy: &Policy,
+    snapshot: &ClusterSnapshot,
+    nodes: &[&NodeInfo],
+    images: Option<&[ImageRead]>,
+    signals: &[Signal],
+) -> Samples {
     let mut version_ends = Vec::new();
     for s in signals {
         if let Fact::Version { component, track: VersionTrack::Known { minor, end: Some(end), .. }, .. } = &s.fact {
@@ -380,15 +379,17 @@ fn samples(policy: &Policy, snapshot: &ClusterSnapshot, nodes: &[&NodeInfo], sig
     }
     version_ends.sort();
     version_ends.dedup();
-    let _ = Component::Kubelet;
 
     let mut node_images = Vec::new();
     let mut not_ready = Vec::new();
-    for node in nodes {
-        if let Some(rule) = &policy.image {
-            if let Ok((image, released)) = image_of(rule, node) {
-                node_images.push(NodeImage { node: node.name.clone(), pool: pool_of(node).into(), image, released });
-            }
+    for (i, node) in nodes.iter().enumerate() {
+        if let Some(Ok((image, released))) = images.map(|read| &read[i]) {
+            node_images.push(NodeImage {
+                node: node.name.clone(),
+                pool: pool_of(node).into(),
+                image: image.clone(),
+                released: *released,
+            });
         }
         if let crate::snapshot::Readiness::NotReady { since: Some(since) } = node.readiness {
             not_ready.push(NotReadyNode { node: node.name.clone(), pool: pool_of(node).into(), since });

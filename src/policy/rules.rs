@@ -147,6 +147,15 @@ pub(crate) enum VersionTrack {
     TooOld { minor: Minor, oldest: Minor, newest: Option<Minor> },
 }
 
+/// A minor's signal: its rule, base severity, steps and the fact for messages.
+#[derive(Debug, Clone)]
+pub(crate) struct Track {
+    pub rule: RuleId,
+    pub base: Option<Severity>,
+    pub steps: Vec<(DateTime<Utc>, Severity)>,
+    pub fact: VersionTrack,
+}
+
 /// Why a minor's support ends when it does.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum EndReason {
@@ -201,25 +210,22 @@ impl VersionRule {
     }
 
     /// How `minor` stands, with its steps.
-    pub(crate) fn track(
-        &self,
-        minor: Minor,
-    ) -> (RuleId, Option<Severity>, Vec<(DateTime<Utc>, Severity)>, VersionTrack) {
+    pub(crate) fn track(&self, minor: Minor) -> Track {
         let Some(idx) = self.calendar.iter().position(|r| r.minor == minor) else {
             let oldest = self.calendar.first().map(|r| r.minor);
             return match oldest {
-                Some(oldest) if minor < oldest => (
-                    RuleId::KubernetesVersionEndOfSupport,
-                    Some(Severity::Unsupported),
-                    vec![],
-                    VersionTrack::TooOld { minor, oldest, newest: self.calendar.last().map(|r| r.minor) },
-                ),
-                _ => (
-                    RuleId::KubernetesVersionUnknown,
-                    Some(Severity::Info),
-                    vec![],
-                    VersionTrack::Unknown { minor, newest: self.calendar.last().map(|r| r.minor) },
-                ),
+                Some(oldest) if minor < oldest => Track {
+                    rule: RuleId::KubernetesVersionEndOfSupport,
+                    base: Some(Severity::Unsupported),
+                    steps: vec![],
+                    fact: VersionTrack::TooOld { minor, oldest, newest: self.calendar.last().map(|r| r.minor) },
+                },
+                _ => Track {
+                    rule: RuleId::KubernetesVersionUnknown,
+                    base: Some(Severity::Info),
+                    steps: vec![],
+                    fact: VersionTrack::Unknown { minor, newest: self.calendar.last().map(|r| r.minor) },
+                },
             };
         };
         let (end, reason) = self.entry_end(idx);
@@ -238,19 +244,24 @@ impl VersionRule {
             upgrade_path_removed: self.upgrade_path_removed,
             oldest_supported_at_end: end.and_then(|e| self.oldest_supported(e)),
         };
-        (RuleId::KubernetesVersionEndOfSupport, None, steps, track)
+        Track { rule: RuleId::KubernetesVersionEndOfSupport, base: None, steps, fact: track }
     }
 }
 
 /// Emits every signal of a resolved policy on the nodes in scope.
-pub(crate) fn signals(policy: &Policy, snapshot: &ClusterSnapshot, nodes: &[&NodeInfo]) -> Vec<Signal> {
+pub(crate) fn signals(
+    policy: &Policy,
+    snapshot: &ClusterSnapshot,
+    nodes: &[&NodeInfo],
+    images_read: Option<&[ImageRead]>,
+) -> Vec<Signal> {
     let mut out = Vec::new();
     let cp_minor = policy.version.as_ref().and_then(|v| control_plane(v, snapshot, &mut out));
     if let Some(rule) = &policy.version {
         kubelets(rule, cp_minor, nodes, &mut out);
     }
-    if let Some(rule) = &policy.image {
-        images(rule, nodes, &mut out);
+    if let (Some(rule), Some(read)) = (&policy.image, images_read) {
+        images(rule, nodes, read, &mut out);
     }
     if let Some(rule) = &policy.stopped {
         stopped(rule, nodes, &mut out);
@@ -342,7 +353,7 @@ fn control_plane(rule: &VersionRule, snapshot: &ClusterSnapshot, out: &mut Vec<S
             None
         }
         Ok(minor) => {
-            let (rule_id, base, steps, track) = rule.track(minor);
+            let Track { rule: rule_id, base, steps, fact: track } = rule.track(minor);
             out.push(Signal {
                 rule: rule_id,
                 subject,
@@ -359,8 +370,7 @@ fn control_plane(rule: &VersionRule, snapshot: &ClusterSnapshot, out: &mut Vec<S
 
 fn kubelets(rule: &VersionRule, cp: Option<Minor>, nodes: &[&NodeInfo], out: &mut Vec<Signal>) {
     // Many nodes share a version: look each up once.
-    let mut tracks: HashMap<Minor, (RuleId, Option<Severity>, Vec<(DateTime<Utc>, Severity)>, VersionTrack)> =
-        HashMap::new();
+    let mut tracks: HashMap<Minor, Track> = HashMap::new();
     for node in nodes {
         let pool = pool_of(node).to_string();
         let subject = format!("Node/{}", node.name);
@@ -397,7 +407,8 @@ fn kubelets(rule: &VersionRule, cp: Option<Minor>, nodes: &[&NodeInfo], out: &mu
                 continue;
             }
         };
-        let (rule_id, base, steps, track) = tracks.entry(minor).or_insert_with(|| rule.track(minor)).clone();
+        let Track { rule: rule_id, base, steps, fact: track } =
+            tracks.entry(minor).or_insert_with(|| rule.track(minor)).clone();
         let rule_id =
             if rule_id == RuleId::KubernetesVersionEndOfSupport { RuleId::KubeletVersionEndOfSupport } else { rule_id };
         out.push(Signal {
@@ -426,46 +437,45 @@ fn kubelets(rule: &VersionRule, cp: Option<Minor>, nodes: &[&NodeInfo], out: &mu
     }
 }
 
-/// The image version of a node and its release instant, or why there is none.
-pub(crate) fn image_of(rule: &ImageRule, node: &NodeInfo) -> Result<(String, DateTime<Utc>), String> {
-    let (kind, key) = match &rule.source {
-        ImageSource::NodeCreation => {
-            return node
-                .created
-                .map(|c| ("created".to_string(), c))
-                .ok_or_else(|| "the node has no creationTimestamp".to_string());
-        }
-        ImageSource::Label(key) => ("label", key),
-        ImageSource::Annotation(key) => ("annotation", key),
-    };
-    let map = if kind == "label" { &node.labels } else { &node.annotations };
-    let value = map.get(key).ok_or_else(|| format!("the node has no {kind} {key}"))?;
-    match rule.parser.parse(value) {
-        Ok(date) => Ok((value.clone(), start_of_day(date))),
-        Err(ImageDateError::NoMatch(v)) => Err(format!("no date pattern matches its image version '{v}'")),
-        Err(e) => Err(e.to_string()),
-    }
+/// A node's image version and its release instant, or why there is none.
+pub(crate) type ImageRead = Result<(String, DateTime<Utc>), String>;
+
+/// Reads the image of every node, parsing each distinct version string once (a pool's nodes
+/// share one).
+pub(crate) fn read_images(rule: &ImageRule, nodes: &[&NodeInfo]) -> Vec<ImageRead> {
+    let mut parsed: HashMap<&str, ImageRead> = HashMap::new();
+    nodes
+        .iter()
+        .map(|node| {
+            let (kind, key) = match &rule.source {
+                ImageSource::NodeCreation => {
+                    return node
+                        .created
+                        .map(|c| ("created".to_string(), c))
+                        .ok_or_else(|| "the node has no creationTimestamp".to_string());
+                }
+                ImageSource::Label(key) => ("label", key),
+                ImageSource::Annotation(key) => ("annotation", key),
+            };
+            let map = if kind == "label" { &node.labels } else { &node.annotations };
+            let value = map.get(key).ok_or_else(|| format!("the node has no {kind} {key}"))?;
+            parsed
+                .entry(value.as_str())
+                .or_insert_with(|| match rule.parser.parse(value) {
+                    Ok(date) => Ok((value.clone(), start_of_day(date))),
+                    Err(ImageDateError::NoMatch(v)) => Err(format!("no date pattern matches its image version '{v}'")),
+                    Err(e) => Err(e.to_string()),
+                })
+                .clone()
+        })
+        .collect()
 }
 
-fn images(rule: &ImageRule, nodes: &[&NodeInfo], out: &mut Vec<Signal>) {
-    let mut parsed: HashMap<String, Result<(String, DateTime<Utc>), String>> = HashMap::new();
-    for node in nodes {
+fn images(rule: &ImageRule, nodes: &[&NodeInfo], read: &[ImageRead], out: &mut Vec<Signal>) {
+    for (node, result) in nodes.iter().zip(read) {
         let pool = pool_of(node).to_string();
         let subject = format!("Node/{}", node.name);
-        // Label values repeat across a pool: parse each distinct value once.
-        let result = match (
-            &rule.source,
-            node.labels.get(match &rule.source {
-                ImageSource::Label(k) => k.as_str(),
-                _ => "",
-            }),
-        ) {
-            (ImageSource::Label(_), Some(value)) => {
-                parsed.entry(value.clone()).or_insert_with(|| image_of(rule, node)).clone()
-            }
-            _ => image_of(rule, node),
-        };
-        match result {
+        match result.clone() {
             Ok((image, date)) => {
                 let from_creation = rule.source == ImageSource::NodeCreation;
                 let warn_at = rule.warn_after_days.map(|d| plus_days(date, d));
