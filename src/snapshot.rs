@@ -365,4 +365,67 @@ mod tests {
         assert_eq!(l.renewed, None);
         assert!(l.problem.unwrap().contains("spec.renewTime"));
     }
+
+    fn arb_json() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(|n| json!(n)),
+            "\\PC{0,20}".prop_map(Value::String),
+            prop::sample::select(vec!["Ready", "True", "False", "2026-01-01T00:00:00Z", "v1.31.4", SHUTDOWN_TAINT])
+                .prop_map(|s| Value::String(s.to_string())),
+        ];
+        leaf.prop_recursive(4, 64, 6, |inner| {
+            let keys = prop::sample::select(vec![
+                "metadata",
+                "name",
+                "labels",
+                "annotations",
+                "creationTimestamp",
+                "status",
+                "conditions",
+                "type",
+                "status",
+                "lastTransitionTime",
+                "nodeInfo",
+                "kubeletVersion",
+                "spec",
+                "taints",
+                "key",
+                "timeAdded",
+                "renewTime",
+                "acquireTime",
+                "namespace",
+            ]);
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                prop::collection::btree_map(keys.prop_map(str::to_string), inner, 0..5)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        /// Whatever a cluster or a file hands us, reading a node or a lease never panics.
+        #[test]
+        fn readers_never_panic_on_arbitrary_json(v in arb_json(), name in "[a-z]{1,5}") {
+            let _ = NodeInfo::from_value(&v);
+            let _ = LeaseInfo::from_value(&v);
+            // Also with a valid name, so the other fields are reached.
+            let mut with_name = v.clone();
+            if let Value::Object(m) = &mut with_name {
+                m.insert("metadata".into(), json!({"name": name}));
+                if let Some(meta) = v.get("metadata").and_then(Value::as_object) {
+                    for (k, val) in meta {
+                        if k != "name" {
+                            m["metadata"][k] = val.clone();
+                        }
+                    }
+                }
+            }
+            let _ = NodeInfo::from_value(&with_name);
+            let _ = LeaseInfo::from_value(&with_name);
+        }
+    }
 }

@@ -84,19 +84,23 @@ fn golden_reports_of_every_example() {
 
 #[test]
 fn json_output_is_the_supportstatus_object() {
-    let out = run(&[
-        "check",
-        "--policy",
-        "aks",
-        "--snapshot",
-        "examples/snapshots/aks-neglected.json",
-        "--server-version",
-        "v1.34.2",
-        "--now",
-        NOW,
-        "-o",
-        "json",
-    ]);
+    let neglected = |format: &str| {
+        let snapshot = "examples/snapshots/aks-neglected.json";
+        run(&[
+            "check",
+            "--policy",
+            "aks",
+            "--snapshot",
+            snapshot,
+            "--server-version",
+            "v1.34.2",
+            "--now",
+            NOW,
+            "-o",
+            format,
+        ])
+    };
+    let out = neglected("json");
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["apiVersion"], "support.compliance.dev/v1alpha1");
     assert_eq!(v["kind"], "SupportStatus");
@@ -104,19 +108,7 @@ fn json_output_is_the_supportstatus_object() {
     assert_eq!(v["status"]["verdict"], "Unsupported");
     assert_eq!(v["status"]["nodes"]["total"], 9);
     assert_eq!(v["status"]["conditions"][0]["type"], "Supported");
-    let yaml = run(&[
-        "check",
-        "--policy",
-        "aks",
-        "--snapshot",
-        "examples/snapshots/aks-neglected.json",
-        "--server-version",
-        "v1.34.2",
-        "--now",
-        NOW,
-        "-o",
-        "yaml",
-    ]);
+    let yaml = neglected("yaml");
     let from_yaml: serde_json::Value = serde_yaml::from_slice(&yaml.stdout).unwrap();
     assert_eq!(from_yaml, v, "yaml and json print the same object");
 }

@@ -293,3 +293,47 @@ async fn alpha_apis_in_discovery_are_reported() {
     assert_eq!(s.status.unwrap().observed_generation, Some(2));
     op.stop().await;
 }
+
+/// `check` without `--snapshot` reads the cluster of the kubeconfig: nodes, Leases, `/version`
+/// and discovery, and a policy by its name in the cluster.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_reads_a_live_cluster_from_the_kubeconfig() {
+    let server = ApiServer::builder().git_version("v1.34.2").start().await;
+    let c = Cluster::new(server.client(), "live");
+    c.create_node("a", &day(-100), true, now() - TimeDelta::days(1)).await;
+    c.create_node("b", &day(-2), false, now() - TimeDelta::days(9)).await;
+    c.apply_policy(&c.policy("p", json!({}))).await;
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("config");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\ncurrent-context: emu\nclusters:\n- name: emu\n  cluster: {{server: \"{}\"}}\n\
+             contexts:\n- name: emu\n  context: {{cluster: emu, user: emu}}\nusers:\n- name: emu\n  user: {{}}\n",
+            server.url()
+        ),
+    )
+    .unwrap();
+    let check = |policy: String| {
+        let kubeconfig = kubeconfig.clone();
+        async move {
+            let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_support-operator"))
+                .args(["check", "--policy", &policy, "--now", NOW, "-o", "json"])
+                .env("KUBECONFIG", &kubeconfig)
+                .output()
+                .await
+                .unwrap();
+            assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+            serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+        }
+    };
+    // A policy from the cluster, by name: it selects this run's two nodes.
+    let v = check(c.name("p")).await;
+    assert_eq!(v["status"]["nodes"]["total"], 2);
+    assert_eq!(v["status"]["nodes"]["notReady"], 1);
+    assert_eq!(v["status"]["verdict"], "Unsupported", "the 100-day-old image");
+    // A preset: the control-plane version comes from /version.
+    let v = check("aks".into()).await;
+    assert_eq!(v["status"]["controlPlane"]["version"], "v1.34.2");
+    assert!(server.count(|r| r.path == "/version") >= 2);
+}

@@ -328,4 +328,18 @@ mod tests {
         assert_eq!(snap.server_version.as_deref(), Some("v1.31.4"));
         assert!(warnings.is_empty());
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 64, ..Default::default() })]
+
+        /// A policy or snapshot file with arbitrary content ends in a value or an error, never a panic.
+        #[test]
+        fn loaders_never_panic(body in "\\PC{0,200}", spec in "[ -~\n]{0,200}") {
+            let f = file(&body);
+            let _ = load_policy(f.path());
+            let _ = load_snapshots(&[f.path().to_path_buf()]);
+            let g = file(&format!("{HEAD}spec:\n{spec}"));
+            let _ = load_policy(g.path());
+        }
+    }
 }

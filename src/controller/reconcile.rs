@@ -124,10 +124,8 @@ async fn publish_event(
     next: &SupportReport,
 ) {
     let after = next.verdict.unwrap_or(Verdict::Unknown);
-    let worse = match before {
-        None => after != Verdict::Supported,
-        Some(b) => rank(after) > rank(b),
-    };
+    // Verdicts are ordered Supported < AtRisk < Unsupported < Unknown.
+    let worse = before.map_or(after != Verdict::Supported, |b| after > b);
     let headline = next
         .findings
         .first()
@@ -148,15 +146,6 @@ async fn publish_event(
     if let Err(e) = ctx.recorder.publish(&event, &reference).await {
         tracing::warn!(error = %e, "cannot record the verdict event");
         ctx.metrics.reconcile_errors.with_label_values(&["api"]).inc();
-    }
-}
-
-fn rank(v: Verdict) -> u8 {
-    match v {
-        Verdict::Supported => 0,
-        Verdict::AtRisk => 1,
-        Verdict::Unsupported => 2,
-        Verdict::Unknown => 3,
     }
 }
 

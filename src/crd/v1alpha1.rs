@@ -370,7 +370,7 @@ fn is_zero(n: &u32) -> bool {
     *n == 0
 }
 
-/// The verdict of a policy.
+/// The verdict of a policy, ordered from best to worst (`Unknown` last: nothing is known).
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub enum Verdict {
     /// No Warning or Unsupported finding.

@@ -480,13 +480,7 @@ fn images(rule: &ImageRule, nodes: &[&NodeInfo], read: &[ImageRead], out: &mut V
                 let from_creation = rule.source == ImageSource::NodeCreation;
                 let warn_at = rule.warn_after_days.map(|d| plus_days(date, d));
                 let unsupported_at = rule.unsupported_after_days.map(|d| plus_days(date, d));
-                let mut steps = Vec::new();
-                if let Some(w) = warn_at.filter(|w| unsupported_at.is_none_or(|u| *w < u)) {
-                    steps.push((w, Severity::Warning));
-                }
-                if let Some(u) = unsupported_at {
-                    steps.push((u, Severity::Unsupported));
-                }
+                let steps = escalation(warn_at, unsupported_at);
                 let cause = if from_creation { "created".to_string() } else { image.clone() };
                 out.push(Signal {
                     rule: RuleId::NodeImageOutdated,
@@ -533,12 +527,7 @@ fn stopped(rule: &StoppedRule, nodes: &[&NodeInfo], out: &mut Vec<Signal>) {
         let unsupported_at = since.and_then(|s| rule.unsupported_after_days.map(|d| plus_days(s, d)));
         // Info from the instant it stopped being Ready (from the start when that is unknown).
         let mut steps: Vec<_> = since.map(|s| (s, Severity::Info)).into_iter().collect();
-        if let Some(w) = warn_at.filter(|w| unsupported_at.is_none_or(|u| *w < u)) {
-            steps.push((w, Severity::Warning));
-        }
-        if let Some(u) = unsupported_at {
-            steps.push((u, Severity::Unsupported));
-        }
+        steps.extend(escalation(warn_at, unsupported_at));
         out.push(Signal {
             rule: RuleId::NodeNotReady,
             subject: format!("Node/{}", node.name),
@@ -602,13 +591,7 @@ fn heartbeats(policy: &Policy, snapshot: &ClusterSnapshot, out: &mut Vec<Signal>
         };
         let warn_at = renewed.and_then(|r| h.warn_after_days.map(|d| plus_days(r, d)));
         let unsupported_at = renewed.and_then(|r| h.unsupported_after_days.map(|d| plus_days(r, d)));
-        let mut steps = Vec::new();
-        if let Some(w) = warn_at.filter(|w| unsupported_at.is_none_or(|u| *w < u)) {
-            steps.push((w, Severity::Warning));
-        }
-        if let Some(u) = unsupported_at {
-            steps.push((u, Severity::Unsupported));
-        }
+        let steps = escalation(warn_at, unsupported_at);
         out.push(Signal {
             rule: RuleId::HeartbeatStale,
             subject: format!("Heartbeat/{}", h.name),
@@ -625,6 +608,13 @@ fn heartbeats(policy: &Policy, snapshot: &ClusterSnapshot, out: &mut Vec<Signal>
             },
         });
     }
+}
+
+/// Warning from `warn_at`, Unsupported from `unsupported_at`; a warning at or after the
+/// unsupported instant is dropped (the higher severity holds from that instant).
+fn escalation(warn_at: Option<DateTime<Utc>>, unsupported_at: Option<DateTime<Utc>>) -> Vec<(DateTime<Utc>, Severity)> {
+    let warn = warn_at.filter(|w| unsupported_at.is_none_or(|u| *w < u)).map(|w| (w, Severity::Warning));
+    warn.into_iter().chain(unsupported_at.map(|u| (u, Severity::Unsupported))).collect()
 }
 
 /// An instant for people: the day when it is midnight UTC, else RFC 3339.
