@@ -164,16 +164,26 @@ pub async fn run(
         tokio::spawn(leader::run(api, cfg, leadership.clone(), shutdown.clone()))
     });
 
-    // Caches.
-    let policies_api: Api<DeserializeGuard<SupportPolicy>> = Api::all(client.clone());
-    let controller = Controller::new(policies_api, watcher::Config::default().any_semantic());
-    let policy_store = controller.store();
+    // Caches. Each is driven by a task of its own, so it syncs whatever the controller does, and
+    // reports its first complete list (InitDone) for /readyz. (Readiness is not taken from
+    // `Store::wait_until_ready`: its one-shot wakes a single waiter, and the controller waits
+    // on the policy store itself.)
+    let (synced_tx, synced_rx) = watch::channel(0u8);
+    let synced_tx = Arc::new(synced_tx);
 
+    let (policy_store, policy_writer) = reflector::store();
+    let policy_events =
+        watcher(Api::<DeserializeGuard<SupportPolicy>>::all(client.clone()), watcher::Config::default().any_semantic())
+            .default_backoff()
+            .reflect(policy_writer)
+            .inspect(mark_synced(synced_tx.clone(), SYNCED_POLICIES))
+            .applied_objects();
     let (nodes, node_writer) = reflector::store();
     let node_events =
         watcher(Api::<DeserializeGuard<CachedNode>>::all(client.clone()), watcher::Config::default().any_semantic())
             .default_backoff()
-            .reflect(node_writer);
+            .reflect(node_writer)
+            .inspect(mark_synced(synced_tx.clone(), SYNCED_NODES));
     let (leases, lease_writer) = reflector::store();
     // Kubelet heartbeats (kube-node-lease) are the bulk of Lease traffic and never a policy's.
     let lease_events = watcher(
@@ -181,12 +191,14 @@ pub async fn run(
         watcher::Config::default().any_semantic().fields("metadata.namespace!=kube-node-lease"),
     )
     .default_backoff()
-    .reflect(lease_writer);
+    .reflect(lease_writer)
+    .inspect(mark_synced(synced_tx.clone(), SYNCED_LEASES));
     let (statuses, status_writer) = reflector::store();
     let status_events =
         watcher(Api::<DeserializeGuard<SupportStatus>>::all(client.clone()), watcher::Config::default().any_semantic())
             .default_backoff()
             .reflect(status_writer)
+            .inspect(mark_synced(synced_tx.clone(), SYNCED_STATUSES))
             .applied_objects();
 
     let ctx = Arc::new(Context {
@@ -224,16 +236,12 @@ pub async fn run(
 
     // Readiness: every cache synced and discovery answered once.
     {
-        let (nodes, leases, statuses, policies, ctx, ready) =
-            (nodes.clone(), leases.clone(), statuses.clone(), policy_store.clone(), ctx.clone(), ready.clone());
-        let mut discovered = discovery_rx.clone();
+        let (ctx, ready) = (ctx.clone(), ready.clone());
+        let (mut synced, mut discovered) = (synced_rx, discovery_rx.clone());
         tokio::spawn(async move {
-            let _ = tokio::join!(
-                nodes.wait_until_ready(),
-                leases.wait_until_ready(),
-                statuses.wait_until_ready(),
-                policies.wait_until_ready()
-            );
+            if synced.wait_for(|m| *m == SYNCED_ALL).await.is_err() {
+                return;
+            }
             while ctx.cluster.read().unwrap_or_else(|e| e.into_inner()).server_version.is_none() {
                 if discovered.changed().await.is_err() {
                     return;
@@ -244,17 +252,49 @@ pub async fn run(
         });
     }
 
+    // The caches are driven by their own tasks, so they sync whatever the controller does;
+    // their content changes coalesce into one "re-evaluate everything" signal.
+    let changed = Arc::new(watch::channel(()).0);
+    let signal = |changed: Arc<watch::Sender<()>>| {
+        move |()| {
+            changed.send_replace(());
+            std::future::ready(())
+        }
+    };
+    let (status_tx, status_rx) = futures::channel::mpsc::unbounded();
+    let (policy_tx, policy_rx) = futures::channel::mpsc::unbounded();
+    let mut drivers = AbortOnDrop(vec![
+        tokio::spawn(policy_events.for_each(move |event| {
+            match event {
+                Ok(policy) => {
+                    let _ = policy_tx.unbounded_send(Ok(policy));
+                }
+                Err(e) => tracing::warn!(error = %e, "SupportPolicy watch error; the watcher retries with backoff"),
+            }
+            std::future::ready(())
+        })),
+        tokio::spawn(triggers::node_changes(node_events, metrics.clone()).for_each(signal(changed.clone()))),
+        tokio::spawn(
+            triggers::lease_changes(lease_events, policy_store.clone(), metrics.clone())
+                .for_each(signal(changed.clone())),
+        ),
+        tokio::spawn(status_events.for_each(move |event| {
+            if let Ok(status) = event {
+                let _ = status_tx.unbounded_send(Ok(status));
+            }
+            std::future::ready(())
+        })),
+    ]);
     let triggers = futures::stream::select_all::<Vec<std::pin::Pin<Box<dyn Stream<Item = ()> + Send>>>>(vec![
-        Box::pin(triggers::node_changes(node_events, metrics.clone())),
-        Box::pin(triggers::lease_changes(lease_events, policy_store.clone(), metrics.clone())),
+        Box::pin(triggers::watch_changes(changed.subscribe())),
         Box::pin(triggers::watch_changes(discovery_rx)),
         Box::pin(triggers::leadership_changes(leadership.subscribe(), metrics.clone())),
         Box::pin(triggers::clock_jumps(clock.jumps())),
     ]);
 
     let mut controller_shutdown = shutdown.clone();
-    let controller = controller
-        .owns_stream(status_events)
+    let controller = Controller::for_stream(policy_rx, policy_store.clone())
+        .owns_stream(status_rx)
         .reconcile_all_on(triggers)
         .graceful_shutdown_on(async move {
             let _ = controller_shutdown.wait_for(|s| *s).await;
@@ -297,11 +337,43 @@ pub async fn run(
                 return Err(RunError::Task("discovery"));
             }
         }
+        _ = futures::future::select_all(drivers.0.iter_mut()) => {
+            if !*shutdown_wait.borrow() {
+                return Err(RunError::Task("watch"));
+            }
+        }
     }
+    drop(drivers);
     let _ = shutdown_wait.wait_for(|s| *s).await;
     metrics.leader.set(0);
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Sets `bit` in `synced` at the first complete list of a watch.
+fn mark_synced<K>(synced: Arc<watch::Sender<u8>>, bit: u8) -> impl FnMut(&Result<watcher::Event<K>, watcher::Error>) {
+    move |event| {
+        if matches!(event, Ok(watcher::Event::InitDone)) {
+            synced.send_if_modified(|m| std::mem::replace(m, *m | bit) != *m | bit);
+        }
+    }
+}
+
+const SYNCED_POLICIES: u8 = 1;
+const SYNCED_NODES: u8 = 2;
+const SYNCED_LEASES: u8 = 4;
+const SYNCED_STATUSES: u8 = 8;
+const SYNCED_ALL: u8 = 15;
+
+/// Tasks that end with the operator, however it ends.
+struct AbortOnDrop(Vec<tokio::task::JoinHandle<()>>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        for task in &self.0 {
+            task.abort();
+        }
+    }
 }
 
 /// The requeue after a successful evaluation: at the next change, bounded by the resync.

@@ -70,6 +70,10 @@ pub struct Operator {
 impl Operator {
     /// Starts an operator; `leader` gives (identity, namespace) to elect a leader.
     pub async fn start(client: Client, clock: ShiftedClock, leader: Option<(&str, &str)>) -> Operator {
+        // `TEST_LOG=debug cargo test …` shows the operator's logs.
+        if let Ok(filter) = std::env::var("TEST_LOG") {
+            support_operator::telemetry::init(support_operator::cli::LogFormat::Plain, &filter);
+        }
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let settings = Settings {
             metrics_addr: "127.0.0.1:0".parse().unwrap(),
