@@ -337,3 +337,24 @@ async fn check_reads_a_live_cluster_from_the_kubeconfig() {
     assert_eq!(v["status"]["controlPlane"]["version"], "v1.34.2");
     assert!(server.count(|r| r.path == "/version") >= 2);
 }
+
+/// A restarted operator finds the status it would write already stored and writes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_writes_nothing() {
+    let (server, c, op) = setup("restart").await;
+    c.create_node("a", &day(-40), true, now() - TimeDelta::days(3)).await;
+    c.create_node("b", &day(-2), false, now() - TimeDelta::days(9)).await;
+    c.apply_policy(&c.policy("p", json!({}))).await;
+    c.wait_status("p", "AtRisk", |s| s.status.as_ref().is_some_and(|st| st.verdict == Some(Verdict::AtRisk))).await;
+    op.stop().await;
+    let writes = server.count(|r| r.method != "GET");
+    let op = Operator::start(server.client(), ShiftedClock::at(now()), None).await;
+    eventually(WAIT, "ready", || async { op.get("/readyz").await.0 == 200 }).await;
+    let policy = c.name("p");
+    eventually(WAIT, "the policy evaluated again", || async {
+        op.sample("support_verdict", &[("policy", &policy), ("verdict", "AtRisk")]).await == Some(1.0)
+    })
+    .await;
+    assert_eq!(server.count(|r| r.method != "GET"), writes, "no write after a restart");
+    op.stop().await;
+}

@@ -549,6 +549,15 @@ proptest! {
         prop_assert_eq!(later, status);
     }
 
+    /// The status reads back from JSON exactly as written, so a restarted operator compares
+    /// equal against what the API server stores and writes nothing.
+    #[test]
+    fn status_round_trips_through_json((spec, snap) in arb_cluster(), now in instant()) {
+        let status = report::report(&evaluate(&spec, &snap, now), None, Some(1), now);
+        let back: SupportReport = serde_json::from_value(serde_json::to_value(&status).unwrap()).unwrap();
+        prop_assert_eq!(back, status);
+    }
+
     /// Upcoming transitions are ordered, within the horizon, and start with nextDeadline.
     #[test]
     fn upcoming_is_ordered_and_bounded((spec, snap) in arb_cluster(), now in instant()) {
