@@ -103,6 +103,9 @@ pub struct Context {
     /// Consecutive failures per policy, for the backoff.
     failures: Mutex<HashMap<String, u32>>,
     resync: Duration,
+    /// True once every cache synced and discovery answered: no evaluation before (a half-filled
+    /// cache would write a wrong status, then the right one, with Events for both).
+    ready: watch::Receiver<bool>,
 }
 
 impl Context {
@@ -201,6 +204,7 @@ pub async fn run(
             .inspect(mark_synced(synced_tx.clone(), SYNCED_STATUSES))
             .applied_objects();
 
+    let (ready_tx, ready_rx) = watch::channel(false);
     let ctx = Arc::new(Context {
         client: client.clone(),
         clock: clock.clone(),
@@ -218,6 +222,7 @@ pub async fn run(
         written: Mutex::new(HashMap::new()),
         failures: Mutex::new(HashMap::new()),
         resync: settings.resync,
+        ready: ready_rx,
     });
 
     {
@@ -248,6 +253,7 @@ pub async fn run(
                 }
             }
             ready.store(true, Ordering::Release);
+            ready_tx.send_replace(true);
             tracing::info!("caches synced; ready");
         });
     }

@@ -19,6 +19,10 @@ use crate::policy::{self, evaluate, report, Evaluation, Policy, PolicyError};
 /// Evaluates one policy and writes its status if it changed.
 #[tracing::instrument(skip_all, fields(policy = %obj.name_any()))]
 pub(super) async fn reconcile(obj: Arc<DeserializeGuard<SupportPolicy>>, ctx: Arc<Context>) -> Result<Action, Error> {
+    // Nothing is evaluated from half-filled caches.
+    if ctx.ready.clone().wait_for(|ready| *ready).await.is_err() {
+        return Ok(Action::await_change());
+    }
     let _timer = ctx.metrics.reconcile_duration.start_timer();
     ctx.prune_written();
     ctx.metrics.prune();
