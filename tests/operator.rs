@@ -378,3 +378,19 @@ async fn a_restart_writes_nothing() {
     assert!(written.is_empty(), "a restart wrote {written:?}");
     op.stop().await;
 }
+
+/// A status changed by someone else is put back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tampered_status_is_restored() {
+    let (server, c, op) = setup("tamper").await;
+    c.create_node("a", &day(-40), true, now() - TimeDelta::days(3)).await;
+    c.apply_policy(&c.policy("p", json!({}))).await;
+    c.wait_status("p", "AtRisk", |s| s.status.as_ref().is_some_and(|st| st.verdict == Some(Verdict::AtRisk))).await;
+    let api: Api<support_operator::crd::v1alpha1::SupportStatus> = Api::all(server.client());
+    api.patch_status(&c.name("p"), &PatchParams::default(), &Patch::Merge(json!({"status": {"verdict": "Supported"}})))
+        .await
+        .unwrap();
+    c.wait_status("p", "AtRisk again", |s| s.status.as_ref().is_some_and(|st| st.verdict == Some(Verdict::AtRisk)))
+        .await;
+    op.stop().await;
+}

@@ -98,8 +98,9 @@ pub struct Context {
     metrics: Arc<Metrics>,
     leadership: Leadership,
     recorder: Recorder,
-    /// The status last written per policy (the cache may lag our own writes).
-    written: Mutex<HashMap<String, SupportReport>>,
+    /// The status last written per policy with its resourceVersion, until the cache shows it
+    /// (the cache lags our own writes by a watch event).
+    written: Mutex<HashMap<String, (Option<String>, SupportReport)>>,
     /// Consecutive failures per policy, for the backoff.
     failures: Mutex<HashMap<String, u32>>,
     resync: Duration,

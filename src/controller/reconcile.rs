@@ -91,16 +91,25 @@ async fn write(
     }
 
     let previous: Option<SupportReport> = cached_ok.and_then(|c| c.status.clone());
-    let last_written = ctx.written.lock().unwrap_or_else(|e| e.into_inner()).get(name).cloned();
+    let last_written = {
+        let mut written = ctx.written.lock().unwrap_or_else(|e| e.into_inner());
+        // Once the cache shows our write, it is the truth again: a later change by someone
+        // else is then seen as a difference and overwritten.
+        let cached_rv = cached_ok.and_then(|c| c.metadata.resource_version.clone());
+        if written.get(name).is_some_and(|(rv, _)| rv.is_some() && *rv == cached_rv) {
+            written.remove(name);
+        }
+        written.get(name).map(|(_, r)| r.clone())
+    };
     let base = last_written.as_ref().or(previous.as_ref());
     let next = report::report(evaluation, base, generation, now);
     let unchanged = previous.as_ref() == Some(&next) || last_written.as_ref() == Some(&next);
     if unchanged {
         return Ok(());
     }
-    status::apply_status(&api, name, &next).await?;
+    let rv = status::apply_status(&api, name, &next).await?;
     ctx.metrics.status_writes.inc();
-    ctx.written.lock().unwrap_or_else(|e| e.into_inner()).insert(name.to_string(), next.clone());
+    ctx.written.lock().unwrap_or_else(|e| e.into_inner()).insert(name.to_string(), (rv, next.clone()));
 
     let before = base.and_then(|b| b.verdict);
     if before != next.verdict {

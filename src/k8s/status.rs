@@ -28,13 +28,18 @@ pub async fn apply_object(api: &Api<SupportStatus>, policy: &SupportPolicy) -> R
     api.patch(&name, &params(), &Patch::Apply(body)).await.map(|_| ())
 }
 
-/// Applies `status` to the status subresource of SupportStatus `name`.
-pub async fn apply_status(api: &Api<SupportStatus>, name: &str, status: &SupportReport) -> Result<(), kube::Error> {
+/// Applies `status` to the status subresource of SupportStatus `name`; returns the
+/// resourceVersion of the written object.
+pub async fn apply_status(
+    api: &Api<SupportStatus>,
+    name: &str,
+    status: &SupportReport,
+) -> Result<Option<String>, kube::Error> {
     let body = json!({
         "apiVersion": "support.compliance.dev/v1alpha1",
         "kind": "SupportStatus",
         "metadata": {"name": name},
         "status": status,
     });
-    api.patch_status(name, &params(), &Patch::Apply(body)).await.map(|_| ())
+    api.patch_status(name, &params(), &Patch::Apply(body)).await.map(|o| o.metadata.resource_version)
 }
