@@ -21,7 +21,7 @@ tools: ## Install promtool and kubectl (needs root; idempotent)
 test: ## Every test: unit, property, golden, CLI, emulator scenarios, manifests and alert rules
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --locked --all-targets -- -D warnings
-	$(CARGO) test --locked --all-targets
+	$(CARGO) test --locked --lib --bins --tests
 	$(MAKE) --no-print-directory check-crds
 
 test-fast: ## Unit and property tests of the engine only
