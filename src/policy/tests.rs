@@ -90,99 +90,106 @@ fn threshold(
 
 use Severity::{Info, Unsupported as U, Warning as W};
 
+/// One threshold of the control plane's version: (case, platform, spec tweak, version, instant,
+/// severity before, severity from the instant on).
+type VersionCase = (
+    &'static str,
+    Platform,
+    fn(&mut SupportPolicySpec),
+    &'static str,
+    &'static str,
+    Option<Severity>,
+    Option<Severity>,
+);
+
 #[test]
-fn control_plane_end_of_support_from_the_calendar() {
-    // AKS 1.31: end of life 2025-11-01, warned 60 days before (2025-09-02).
-    let s = spec(Platform::Aks);
-    let c = cluster("v1.31.4", vec![]);
-    threshold(
-        &s,
-        &c,
-        RuleId::KubernetesVersionEndOfSupport,
-        "ControlPlane/kube-apiserver",
-        "2025-09-02",
-        None,
-        Some(W),
-    );
-    threshold(
-        &s,
-        &c,
-        RuleId::KubernetesVersionEndOfSupport,
-        "ControlPlane/kube-apiserver",
-        "2025-11-01",
-        Some(W),
-        Some(U),
-    );
-    let e = evaluate(&s, &c, at("2025-10-01"));
+fn control_plane_version_thresholds() {
+    fn preset(_: &mut SupportPolicySpec) {}
+    fn lts(s: &mut SupportPolicySpec) {
+        s.kubernetes_version = Some(KubernetesVersionSpec { long_term_support: Some(true), ..Default::default() });
+    }
+    let table: &[VersionCase] = &[
+        (
+            "AKS 1.31: Warning 60 days before its end of life",
+            Platform::Aks,
+            preset,
+            "v1.31.4",
+            "2025-09-02",
+            None,
+            Some(W),
+        ),
+        ("AKS 1.31: end of life", Platform::Aks, preset, "v1.31.4", "2025-11-01", Some(W), Some(U)),
+        ("AKS 1.31 with LTS: end of long-term support", Platform::Aks, lts, "v1.31.4", "2026-11-30", Some(W), Some(U)),
+        (
+            "AKS 1.34: the planned 1.37 does not displace it",
+            Platform::Aks,
+            preset,
+            "v1.34.2",
+            "2026-11-30",
+            Some(W),
+            Some(U),
+        ),
+        (
+            "Upstream 1.33: out of the 3 newest when 1.36 ships",
+            Platform::Upstream,
+            preset,
+            "v1.33.1",
+            "2026-04-22",
+            Some(W),
+            Some(U),
+        ),
+        (
+            "AKS Arc 1.30: 365 days after its first release",
+            Platform::AksArc,
+            preset,
+            "v1.30.4",
+            "2026-03-01",
+            Some(W),
+            Some(U),
+        ),
+        (
+            "EKS 1.33: end of standard support",
+            Platform::Eks,
+            preset,
+            "v1.33.4-eks-1a2b3c",
+            "2026-07-29",
+            Some(W),
+            Some(U),
+        ),
+        ("EKS 1.33 with extended support", Platform::Eks, lts, "v1.33.4-eks-1a2b3c", "2027-07-29", Some(W), Some(U)),
+        (
+            "GKE 1.33: end of standard support",
+            Platform::Gke,
+            preset,
+            "v1.33.2-gke.1049000",
+            "2026-08-03",
+            Some(W),
+            Some(U),
+        ),
+    ];
+    for (case, platform, tweak, version, t, before, after) in table {
+        let mut s = spec(*platform);
+        tweak(&mut s);
+        let c = cluster(version, vec![]);
+        let t = at(t);
+        let sev = |now| {
+            severity_of(&evaluate(&s, &c, now), RuleId::KubernetesVersionEndOfSupport, "ControlPlane/kube-apiserver")
+        };
+        assert_eq!(sev(t - SEC), *before, "{case}: one second before {t}");
+        assert_eq!(sev(t), *after, "{case}: at {t}");
+        assert_eq!(sev(t + SEC), *after, "{case}: one second after {t}");
+    }
+}
+
+#[test]
+fn version_findings_say_why_and_what_to_do() {
+    let e = evaluate(&spec(Platform::Aks), &cluster("v1.31.4", vec![]), at("2025-10-01"));
     assert_eq!(e.findings[0].deadline, Some(at("2025-11-01")));
     assert_eq!(e.control_plane.as_ref().unwrap().end_of_support, Some("2025-11-01".parse().unwrap()));
     assert_eq!(e.verdict, Verdict::AtRisk);
-}
-
-#[test]
-fn long_term_support_counts_the_lts_end() {
-    let mut s = spec(Platform::Aks);
-    s.kubernetes_version = Some(KubernetesVersionSpec { long_term_support: Some(true), ..Default::default() });
-    let c = cluster("v1.31.4", vec![]);
-    threshold(
-        &s,
-        &c,
-        RuleId::KubernetesVersionEndOfSupport,
-        "ControlPlane/kube-apiserver",
-        "2026-11-30",
-        Some(W),
-        Some(U),
-    );
-}
-
-#[test]
-fn a_minor_outside_the_n_newest_is_unsupported_when_the_nth_newer_ships() {
-    // Upstream 1.33 ends 2026-06-28, but 1.36 (its third newer minor) shipped 2026-04-22.
-    let s = spec(Platform::Upstream);
-    let c = cluster("v1.33.1", vec![]);
-    threshold(
-        &s,
-        &c,
-        RuleId::KubernetesVersionEndOfSupport,
-        "ControlPlane/kube-apiserver",
-        "2026-04-22",
-        Some(W),
-        Some(U),
-    );
-    let msg = &evaluate(&s, &c, at("2026-05-01")).findings[0].message;
+    let msg = &evaluate(&spec(Platform::Upstream), &cluster("v1.33.1", vec![]), at("2026-05-01")).findings[0].message;
     assert!(msg.contains("no longer among the 3 newest minors"), "{msg}");
-}
-
-#[test]
-fn planned_releases_do_not_displace_older_minors() {
-    // AKS 1.37 is planned for 2026-10-31: 1.34 keeps its calendar end (2026-11-30).
-    let c = cluster("v1.34.2", vec![]);
-    threshold(
-        &spec(Platform::Aks),
-        &c,
-        RuleId::KubernetesVersionEndOfSupport,
-        "ControlPlane/kube-apiserver",
-        "2026-11-30",
-        Some(W),
-        Some(U),
-    );
-}
-
-#[test]
-fn support_window_applies_without_an_end_date_and_the_upgrade_path_goes() {
-    // AKS Arc 1.30: first shipped 2025-03-01, one year of support.
-    let s = spec(Platform::AksArc);
-    let c = cluster("v1.30.4", vec![]);
-    threshold(
-        &s,
-        &c,
-        RuleId::KubernetesVersionEndOfSupport,
-        "ControlPlane/kube-apiserver",
-        "2026-03-01",
-        Some(W),
-        Some(U),
-    );
-    let msg = &evaluate(&s, &c, at("2026-03-02")).findings[0].message;
+    let msg = &evaluate(&spec(Platform::AksArc), &cluster("v1.30.4", vec![]), at("2026-03-02")).findings[0].message;
     assert!(msg.contains("incremental upgrade path is gone"), "{msg}");
 }
 
