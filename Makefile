@@ -42,6 +42,7 @@ lint: ## Clippy, warnings as errors
 
 bench: ## Benchmarks (criterion): evaluation and reconcile against the emulator
 	$(CARGO) bench --locked --bench evaluate
+	$(CARGO) bench --locked --bench reconcile
 
 run: ## Run the operator against the current kubeconfig
 	$(CARGO) run --locked -- run --metrics-addr 127.0.0.1:8080
