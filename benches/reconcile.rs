@@ -4,14 +4,13 @@
 //! - cold start: from starting the operator to the first status of a new policy;
 //! - one change: from one node turning NotReady to the status showing it.
 
-#[allow(dead_code, unused_imports)]
 #[path = "../tests/support/apiserver/mod.rs"]
 mod apiserver;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use apiserver::{ApiServer, Gvr};
+use apiserver::ApiServer;
 use k8s_openapi::api::core::v1::Node;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use serde_json::json;
@@ -101,7 +100,6 @@ async fn run(n: usize) -> (Duration, Duration, Duration) {
 
     let _ = stop.send(true);
     let _ = handle.await;
-    let _ = Gvr::nodes();
     (baseline, cold, change)
 }
 
