@@ -20,8 +20,8 @@ tools: ## Install promtool and kubectl (needs root; idempotent)
 
 test: ## Every test: unit, property, golden, CLI, emulator scenarios, manifests and alert rules
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --locked --all-targets -- -D warnings
-	$(CARGO) test --locked --lib --bins --tests
+	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
+	$(CARGO) test --locked --workspace --lib --bins --tests
 	$(MAKE) --no-print-directory check-crds
 
 test-fast: ## Unit and property tests of the engine only
@@ -38,7 +38,7 @@ fmt: ## Format the code
 	$(CARGO) fmt --all
 
 lint: ## Clippy, warnings as errors
-	$(CARGO) clippy --locked --all-targets -- -D warnings
+	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
 
 bench: ## Benchmarks (criterion): evaluation and reconcile against the emulator
 	$(CARGO) bench --locked --bench evaluate

@@ -4,19 +4,16 @@
 //! - cold start: from starting the operator to the first status of a new policy;
 //! - one change: from one node turning NotReady to the status showing it.
 
-#[path = "../tests/support/apiserver/mod.rs"]
-mod apiserver;
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use apiserver::ApiServer;
 use k8s_openapi::api::core::v1::Node;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use serde_json::json;
 use support_operator::controller::clock::ShiftedClock;
 use support_operator::controller::{self, Settings};
 use support_operator::crd::v1alpha1::SupportStatus;
+use test_apiserver::ApiServer;
 
 const NOW: &str = "2026-11-25T12:00:00Z";
 

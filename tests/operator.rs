@@ -2,7 +2,6 @@
 //! those that need the emulator's fault injection, request log or raw objects.
 
 mod scenarios;
-mod support;
 
 use std::time::Duration;
 
@@ -10,9 +9,9 @@ use chrono::TimeDelta;
 use kube::api::{Api, Patch, PatchParams};
 use scenarios::*;
 use serde_json::json;
-use support::apiserver::{ApiServer, Fault, Gvr, RequestRecord};
 use support_operator::controller::clock::ShiftedClock;
 use support_operator::crd::v1alpha1::{SupportPolicy, Verdict};
+use test_apiserver::{ApiServer, Fault, Gvr, RequestRecord};
 
 async fn setup(scenario: &str) -> (ApiServer, Cluster, Operator) {
     let server =
@@ -258,7 +257,7 @@ async fn a_leader_that_cannot_renew_stops_writing_within_the_lease_duration() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alpha_apis_in_discovery_are_reported() {
-    use support::apiserver::ResourceDef;
+    use test_apiserver::ResourceDef;
     let server = ApiServer::builder()
         .git_version("v1.35.3")
         .resource(ResourceDef::cluster("resource.k8s.io", "v1alpha3", "deviceclasses", "DeviceClass"))
@@ -393,4 +392,28 @@ async fn a_tampered_status_is_restored() {
     c.wait_status("p", "AtRisk again", |s| s.status.as_ref().is_some_and(|st| st.verdict == Some(Verdict::AtRisk)))
         .await;
     op.stop().await;
+}
+
+/// The emulator registers SupportPolicy and SupportStatus by default: its registrations must
+/// match the CRDs the operator generates (kind, scope, short names, categories, subresource).
+#[tokio::test]
+async fn the_emulator_registers_the_generated_crds() {
+    use kube::CustomResourceExt;
+    use support_operator::crd::v1alpha1::SupportStatus;
+    use test_apiserver::ResourceDef;
+    for (crd, gvr) in [(SupportPolicy::crd(), Gvr::support_policies()), (SupportStatus::crd(), Gvr::support_statuses())]
+    {
+        let from_crd = ResourceDef::from_crd(&crd);
+        let def =
+            test_apiserver::default_resources().into_iter().find(|d| d.gvr() == gvr).expect("registered by default");
+        assert_eq!(from_crd.len(), 1);
+        let c = &from_crd[0];
+        assert_eq!(
+            (&c.kind, c.namespaced, &c.short_names, &c.categories, c.status_subresource),
+            (&def.kind, def.namespaced, &def.short_names, &def.categories, def.status_subresource),
+            "{gvr}"
+        );
+    }
+    // SupportStatus is written by the operator through its status subresource.
+    assert!(ResourceDef::from_crd(&SupportStatus::crd())[0].status_subresource);
 }

@@ -1,7 +1,5 @@
-//! Tests of the Kubernetes API emulator (`tests/support/apiserver`), driven through
+//! Tests of the Kubernetes API emulator (this crate), driven through
 //! `kube::Api`, `kube::runtime::watcher` and `kube::Discovery` as an operator would.
-
-mod support;
 
 use std::time::{Duration, Instant};
 
@@ -16,19 +14,64 @@ use kube::api::{
 use kube::core::Status;
 use kube::discovery::{Discovery, Scope};
 use kube::runtime::{reflector, watcher, WatchStreamExt};
-use kube::{CustomResourceExt, Resource, ResourceExt};
+use kube::{Resource, ResourceExt};
 use serde_json::{json, Value};
-use support::apiserver::{ApiServer, Fault, Gvr, ResourceDef};
-use support_operator::crd::v1alpha1::{
-    Platform, SupportPolicy, SupportPolicySpec, SupportReport, SupportStatus, SupportStatusSpec, Verdict,
-};
+use stand_in::{Platform, SupportPolicy, SupportPolicySpec, SupportReport, SupportStatus, SupportStatusSpec, Verdict};
+use test_apiserver::{ApiServer, Fault, Gvr, ResourceDef};
+
+/// Two custom resources shaped like the ones the emulator registers by default (the operator's
+/// own types are checked against the registrations in the operator's tests).
+mod stand_in {
+    use kube::CustomResource;
+    use schemars::JsonSchema;
+    use serde::{Deserialize, Serialize};
+
+    #[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Default)]
+    pub enum Platform {
+        #[default]
+        #[serde(rename = "AKS")]
+        Aks,
+        #[serde(rename = "EKS")]
+        Eks,
+        #[serde(rename = "GKE")]
+        Gke,
+    }
+
+    #[derive(CustomResource, Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
+    #[kube(group = "support.compliance.dev", version = "v1alpha1", kind = "SupportPolicy")]
+    pub struct SupportPolicySpec {
+        pub platform: Platform,
+    }
+
+    #[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum Verdict {
+        Supported,
+        AtRisk,
+        Unsupported,
+    }
+
+    #[derive(CustomResource, Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
+    #[kube(group = "support.compliance.dev", version = "v1alpha1", kind = "SupportStatus", plural = "supportstatuses")]
+    #[kube(status = "SupportReport")]
+    pub struct SupportStatusSpec {
+        pub policy: String,
+    }
+
+    #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
+    pub struct SupportReport {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub verdict: Option<Verdict>,
+        #[serde(default, rename = "observedGeneration", skip_serializing_if = "Option::is_none")]
+        pub observed_generation: Option<i64>,
+    }
+}
 
 const WAIT: Duration = Duration::from_secs(10);
 
 // ----- helpers ---------------------------------------------------------------------------
 
 fn policy(name: &str, platform: Platform) -> SupportPolicy {
-    SupportPolicy::new(name, SupportPolicySpec { platform, ..SupportPolicySpec::default() })
+    SupportPolicy::new(name, SupportPolicySpec { platform })
 }
 
 fn status_obj(name: &str, policy: &str) -> SupportStatus {
@@ -137,7 +180,7 @@ fn assert_discovered(discovery: &Discovery) {
     assert_eq!((leases.plural.as_str(), caps.scope), ("leases", Scope::Namespaced));
 }
 
-fn with_alpha_group() -> support::apiserver::ApiServerBuilder {
+fn with_alpha_group() -> test_apiserver::ApiServerBuilder {
     ApiServer::builder()
         .resource(ResourceDef::cluster("resource.k8s.io", "v1alpha3", "deviceclasses", "DeviceClass"))
         .resource(ResourceDef::cluster("resource.k8s.io", "v1beta1", "deviceclasses", "DeviceClass"))
@@ -172,27 +215,6 @@ async fn discovery_falls_back_to_legacy_documents_when_aggregation_is_off() {
             .count(|r| r.path == "/apis" && r.accept.as_deref().is_some_and(|a| a.contains("as=APIGroupDiscoveryList")))
             >= 1
     );
-}
-
-#[tokio::test]
-async fn default_registrations_match_the_generated_crds() {
-    for (crd, gvr) in [(SupportPolicy::crd(), Gvr::support_policies()), (SupportStatus::crd(), Gvr::support_statuses())]
-    {
-        let from_crd = ResourceDef::from_crd(&crd);
-        let def = support::apiserver::default_resources()
-            .into_iter()
-            .find(|d| d.gvr() == gvr)
-            .expect("registered by default");
-        assert_eq!(from_crd.len(), 1);
-        let c = &from_crd[0];
-        assert_eq!(
-            (&c.kind, c.namespaced, &c.short_names, &c.categories, c.status_subresource),
-            (&def.kind, def.namespaced, &def.short_names, &def.categories, def.status_subresource),
-            "{gvr}"
-        );
-    }
-    // SupportStatus is written by the operator through its status subresource.
-    assert!(ResourceDef::from_crd(&SupportStatus::crd())[0].status_subresource);
 }
 
 // ----- CRUD ---------------------------------------------------------------------------------
@@ -282,9 +304,8 @@ async fn metadata_watcher_streams_partial_objects() {
         watcher::Event::Apply(m) => assert_eq!(m.name_any(), "b"),
         other => panic!("expected Apply, got {other:?}"),
     }
-    let metadata_only = |r: &support::apiserver::RequestRecord| {
-        r.accept.as_deref().is_some_and(|a| a.contains("as=PartialObjectMetadata"))
-    };
+    let metadata_only =
+        |r: &test_apiserver::RequestRecord| r.accept.as_deref().is_some_and(|a| a.contains("as=PartialObjectMetadata"));
     assert!(server.count(|r| r.verb == "list" && metadata_only(r)) == 1);
     assert!(server.count(|r| r.verb == "watch" && metadata_only(r)) >= 1);
 }
@@ -301,8 +322,7 @@ async fn dropping_the_server_shuts_it_down() {
     assert!(ended.is_ok(), "the watch stream ends");
     // …and the port is closed.
     let closed =
-        support::apiserver::wait_for_async(WAIT, || async { tokio::net::TcpStream::connect(addr).await.is_err() })
-            .await;
+        test_apiserver::wait_for_async(WAIT, || async { tokio::net::TcpStream::connect(addr).await.is_err() }).await;
     assert!(closed);
 }
 
