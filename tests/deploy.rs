@@ -8,12 +8,21 @@
 //! - Rules and dashboard only use metric names (and `rule`/`verdict`/`component`/`severity` label
 //!   values) that the product contract defines.
 //! - The samples follow the generated CRD schema.
+//! - Security (`deploy/security.rs`): the opt-in NetworkPolicy, the spread of the replicas, the release
+//!   overlay pinned by digest and the script that pins it.
+//! - Fleets (`deploy/fleet.rs`): every alert case holds per cluster with a `cluster` label, every
+//!   aggregation keeps it, the dashboard filters by it and its fleet overview answers per cluster.
 //!
 //! `kubectl` and `promtool` come from `scripts/install-tools.sh`. When one is missing a test that needs
 //! it fails if `CI` is set, and otherwise prints a skip notice and passes.
 
+#[path = "deploy/fleet.rs"]
+mod fleet;
+#[path = "deploy/security.rs"]
+mod security;
+
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -336,20 +345,30 @@ fn allows(role: &Value, group: &str, resource: &str, verb: &str) -> bool {
 // ---------------------------------------------------------------------------------------------------
 // Alerts
 
+/// The PrometheusRule as `kubectl kustomize config/default` installs it.
+fn installed_rules() -> &'static Value {
+    default_install().iter().find(|d| d["kind"] == "PrometheusRule").expect("a PrometheusRule")
+}
+
+/// A fresh directory under the test target dir holding the installed rules as `prometheus-rules.yaml`
+/// (promtool reads plain rule files: the PrometheusRule's spec, `{groups: [...]}`), the name the test
+/// files in tests/prometheus give it.
+fn promtool_dir(name: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let rules = serde_yaml::to_string(&installed_rules()["spec"]).unwrap();
+    std::fs::write(dir.join("prometheus-rules.yaml"), rules).unwrap();
+    dir
+}
+
 #[test]
 fn alert_rules_pass_promtool_check_and_unit_tests() {
     if !have_tools("alert_rules_pass_promtool_check_and_unit_tests", &["kubectl", "promtool"]) {
         return;
     }
-    let pr = default_install().iter().find(|d| d["kind"] == "PrometheusRule").expect("a PrometheusRule");
-
-    // promtool reads plain rule files: the PrometheusRule's spec ({groups: [...]}), next to copies of
-    // the test files, which name it `prometheus-rules.yaml`.
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("deploy-prometheus");
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let rules = serde_yaml::to_string(&pr["spec"]).unwrap();
-    std::fs::write(dir.join("prometheus-rules.yaml"), rules).unwrap();
+    let pr = installed_rules();
+    let dir = promtool_dir("deploy-prometheus");
     let mut tests = Vec::new();
     for f in promtool_test_files() {
         let name = f.file_name().unwrap().to_owned();
@@ -381,7 +400,7 @@ fn dashboard_queries_are_valid_promql() {
         .iter()
         .enumerate()
         .map(|(i, e)| {
-            let e = e.replace("$__rate_interval", "5m").replace("$policy", ".*");
+            let e = e.replace("$__rate_interval", "5m").replace("$policy", ".*").replace("$cluster", ".*");
             serde_json::json!({"record": format!("dashboard:query_{i}"), "expr": e})
         })
         .collect();
