@@ -47,6 +47,13 @@
 //!   `force=true`, which takes the field over; fields a manager stops applying are removed when
 //!   nobody else owns them. Objects written without managedFields get a `before-first-apply`
 //!   owner on their first apply, like a real server.
+//! - **CustomResourceDefinitions** (opt-in, [`ApiServerBuilder::custom_resources_from_crds`]):
+//!   custom resources are served while a CRD serves their version; CRD writes check the name,
+//!   the single storage version and `status.storedVersions`, and set the status the
+//!   apiextensions controllers would; deleting a CRD deletes its objects.
+//! - **OpenAPI v3**: `/openapi/v3` and one document per served group/version with every path,
+//!   operation and query parameter (what kubectl reads to use server-side field validation), and
+//!   a custom resource's schema from its CRD; no schemas for built-in types.
 //! - **Test controls**: the request log ([`ApiServer::requests`], [`ApiServer::count`]),
 //!   fault injection ([`ApiServer::fail_next`], [`ApiServer::set_delay`],
 //!   [`ApiServer::drop_watches`], [`ApiServer::expire_resource_versions`]), raw insertion
@@ -70,15 +77,20 @@
 //! - Graceful deletion periods (pods), foreground deletion with a `foregroundDeletion`
 //!   finalizer (dependents are deleted first, synchronously), dangling owner references to
 //!   owners that never existed, `blockOwnerDeletion`.
-//! - HTTP/2, TLS, websockets (exec, attach, port-forward), `/healthz`, `/openapi`.
+//! - HTTP/2, TLS, websockets (exec, attach, port-forward), `/healthz`, OpenAPI v2
+//!   (`/openapi/v2`), schemas of built-in types in OpenAPI v3.
+//! - CRD schema validation, pruning and defaulting, conversion webhooks; a CRD can only serve
+//!   versions registered in the emulator.
 
 // Included by several test and bench crates, each using a different part of it.
 #![allow(dead_code, unused_imports)]
 
+mod crds;
 mod discovery;
 mod errors;
 mod fields;
 mod meta;
+mod openapi;
 mod record;
 mod resources;
 mod selectors;
@@ -123,6 +135,7 @@ pub struct ApiServerBuilder {
     bookmark_interval: Duration,
     history_limit: usize,
     aggregated_discovery: bool,
+    crds: bool,
 }
 
 impl Default for ApiServerBuilder {
@@ -133,6 +146,7 @@ impl Default for ApiServerBuilder {
             bookmark_interval: Duration::from_secs(1),
             history_limit: 10_000,
             aggregated_discovery: true,
+            crds: false,
         }
     }
 }
@@ -187,6 +201,17 @@ impl ApiServerBuilder {
         self
     }
 
+    /// Serves `apiextensions.k8s.io/v1` CustomResourceDefinitions and ties the registered custom
+    /// resources to them, as a real server does: a custom resource is served only while a CRD
+    /// named `<plural>.<group>` serves its version, a CRD may not drop a version in its
+    /// `status.storedVersions`, and deleting a CRD deletes its objects (details in `crds.rs`).
+    /// Off by default: custom resources are then served from the start, with no CRD.
+    pub fn custom_resources_from_crds(mut self) -> Self {
+        self.crds = true;
+        self.resources.push(crds::definition());
+        self
+    }
+
     /// Binds `127.0.0.1:0` and starts serving on the current tokio runtime.
     ///
     /// # Panics
@@ -214,6 +239,7 @@ impl ApiServerBuilder {
             version: Mutex::new(self.version_info),
             bookmark_interval: Mutex::new(self.bookmark_interval),
             aggregated_discovery: self.aggregated_discovery,
+            crds: self.crds,
             server_address: addr.to_string(),
             counters: Counters::default(),
             shutdown: shutdown_rx,

@@ -325,6 +325,15 @@ impl Registry {
         }
     }
 
+    /// A registry with the definitions `keep` accepts (for discovery of what is served now).
+    pub(crate) fn filtered(&self, keep: impl Fn(&ResourceDef) -> bool) -> Registry {
+        let mut out = Registry::default();
+        for def in self.defs.iter().filter(|d| keep(d)) {
+            out.register((**def).clone());
+        }
+        out
+    }
+
     pub(crate) fn def(&self, id: usize) -> &Arc<ResourceDef> {
         &self.defs[id]
     }

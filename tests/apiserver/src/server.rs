@@ -25,6 +25,7 @@ use super::store::{
     DeleteOpts, Deleted, ListPage, ListQuery, PatchBody, Propagation, RvMatch, Store, Sub, WatchMsg, WatchQuery,
     WriteCtx,
 };
+use super::{crds, openapi};
 
 pub(crate) type Body = UnsyncBoxBody<Bytes, Infallible>;
 
@@ -47,6 +48,8 @@ pub(crate) struct Inner {
     pub(crate) version: Mutex<Value>,
     pub(crate) bookmark_interval: Mutex<Duration>,
     pub(crate) aggregated_discovery: bool,
+    /// Custom resources are served only while a CRD defines them (see `crds`).
+    pub(crate) crds: bool,
     pub(crate) server_address: String,
     pub(crate) counters: Counters,
     pub(crate) shutdown: watch::Receiver<bool>,
@@ -62,6 +65,30 @@ impl Inner {
     pub(crate) fn store(&self) -> MutexGuard<'_, Store> {
         lock(&self.store)
     }
+
+    /// Whether a registered resource is served now: a custom resource needs its CRD when CRDs are on.
+    fn served(&self, def: &ResourceDef) -> bool {
+        !(self.crds && def.custom) || crds::serves(self.store().crd(&crds::crd_name(def)).as_deref(), def)
+    }
+
+    /// The served part of the registry, as discovery and OpenAPI show it.
+    fn served_registry(&self) -> Registry {
+        self.registry.filtered(|d| self.served(d))
+    }
+
+    /// The `openAPIV3Schema` of a custom resource, from its stored CRD.
+    fn crd_schema(&self, def: &ResourceDef) -> Option<Value> {
+        if !def.custom {
+            return None;
+        }
+        let crd = self.store().crd(&crds::crd_name(def))?;
+        crd["spec"]["versions"]
+            .as_array()?
+            .iter()
+            .find(|v| v["name"] == def.version.as_str())
+            .map(|v| v["schema"]["openAPIV3Schema"].clone())
+            .filter(|s| !s.is_null())
+    }
 }
 
 // ----- routing ---------------------------------------------------------------------------
@@ -76,6 +103,8 @@ struct ResourceRoute {
 
 enum Route {
     Version,
+    OpenApiRoot,
+    OpenApi(String, String),
     CoreVersions,
     Groups,
     Group(String),
@@ -87,6 +116,10 @@ fn route(registry: &Registry, path: &str) -> Result<Route, ApiError> {
     let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     let (group, version, rest) = match segs.as_slice() {
         ["version"] => return Ok(Route::Version),
+        ["openapi", "v3"] => return Ok(Route::OpenApiRoot),
+        ["openapi", "v3", rest @ ..] => {
+            return openapi::parse(rest).map(|(g, v)| Route::OpenApi(g, v)).ok_or(ApiError::PathNotFound)
+        }
         ["api"] => return Ok(Route::CoreVersions),
         ["apis"] => return Ok(Route::Groups),
         ["apis", g] => return Ok(Route::Group((*g).to_owned())),
@@ -348,31 +381,40 @@ fn dispatch(
     }
     let aggregated = discovery::wants_aggregated(accept).filter(|_| inner.aggregated_discovery);
     let reply = |v: Value| Ok(Reply::Response(json_response(200, &v)));
+    let served = || inner.served_registry();
+    let schema_of = |def: &ResourceDef| inner.crd_schema(def);
     match route {
         Route::Version => reply(lock(&inner.version).clone()),
+        Route::OpenApiRoot => reply(openapi::root(&served(), &schema_of)),
+        Route::OpenApi(g, v) => openapi::group_version(&served(), &g, &v, &schema_of)
+            .map(|v| Reply::Response(json_response(200, &v)))
+            .ok_or(ApiError::PathNotFound),
         Route::CoreVersions => match aggregated {
             Some(v) => Ok(Reply::Response(full(
                 200,
                 discovery::aggregated_content_type(v),
-                discovery::aggregated(&inner.registry, true, v).to_string().into_bytes(),
+                discovery::aggregated(&served(), true, v).to_string().into_bytes(),
             ))),
-            None => reply(discovery::core_versions(&inner.registry, &inner.server_address)),
+            None => reply(discovery::core_versions(&served(), &inner.server_address)),
         },
         Route::Groups => match aggregated {
             Some(v) => Ok(Reply::Response(full(
                 200,
                 discovery::aggregated_content_type(v),
-                discovery::aggregated(&inner.registry, false, v).to_string().into_bytes(),
+                discovery::aggregated(&served(), false, v).to_string().into_bytes(),
             ))),
-            None => reply(discovery::group_list(&inner.registry)),
+            None => reply(discovery::group_list(&served())),
         },
-        Route::Group(g) => discovery::group(&inner.registry, &g)
+        Route::Group(g) => discovery::group(&served(), &g)
             .map(|v| Reply::Response(json_response(200, &v)))
             .ok_or(ApiError::PathNotFound),
-        Route::GroupVersion(g, v) => discovery::resource_list(&inner.registry, &g, &v)
+        Route::GroupVersion(g, v) => discovery::resource_list(&served(), &g, &v)
             .map(|v| Reply::Response(json_response(200, &v)))
             .ok_or(ApiError::PathNotFound),
         Route::Resource(r) => {
+            if !inner.served(inner.registry.def(r.res)) {
+                return Err(ApiError::PathNotFound);
+            }
             let metadata_only = accept.contains("as=PartialObjectMetadata");
             resource_request(inner, headers, r, params, body, record, metadata_only)
         }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
+use super::crds;
 use super::errors::{ApiError, Cause, Subject};
 use super::fields::{self, Apply, FieldConflict};
 use super::meta::{
@@ -441,7 +442,33 @@ impl Store {
         if def.group.is_empty() && def.plural == "namespaces" {
             self.delete_namespace_contents(&key.1);
         }
+        if crds::is_crd(&def) {
+            self.delete_custom_resources(&last);
+        }
         Some(last)
+    }
+
+    /// The objects of the resources a deleted CRD defined go with it.
+    fn delete_custom_resources(&mut self, crd: &Value) {
+        let (group, plural) = crds::defines(crd);
+        let ids: Vec<usize> = (0..self.resources.len())
+            .filter(|&i| {
+                let d = &self.resources[i].def;
+                d.custom && d.group == group && d.plural == plural
+            })
+            .collect();
+        for id in ids {
+            let keys: Vec<Key> = self.resources[id].objects.keys().cloned().collect();
+            for key in keys {
+                self.commit_remove(id, &key, false);
+            }
+        }
+    }
+
+    /// The stored CRD named `name`, if CRDs are registered.
+    pub(crate) fn crd(&self, name: &str) -> Option<Arc<Value>> {
+        let id = self.resources.iter().position(|r| crds::is_crd(&r.def))?;
+        self.get(id, "", name)
     }
 
     /// Background garbage collection: dependents whose owners are all gone are deleted;
@@ -805,6 +832,9 @@ impl Store {
             (None, None) => Vec::new(),
         };
         fields::write_managed(&mut obj, &entries);
+        if crds::is_crd(&def) {
+            crds::admit(invalid_subject(&def, &name), None, &mut obj)?;
+        }
         if ctx.dry_run {
             return Ok(Arc::new(obj));
         }
@@ -1059,6 +1089,9 @@ impl Store {
             }
             // The last finalizer is gone: the deletion completes.
             return Ok(self.commit_remove(res, &key, false).unwrap_or_else(|| old.clone()));
+        }
+        if crds::is_crd(&def) {
+            crds::admit(invalid_subject(&def, meta_str(old, "name").unwrap_or_default()), Some(old), &mut candidate)?;
         }
         if candidate == **old {
             self.stats.noop_writes += 1;
