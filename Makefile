@@ -10,7 +10,7 @@ IMAGE ?= ghcr.io/support-operator/support-operator:$(VERSION)
 BUILDAH_FLAGS := --storage-driver vfs --root $(CURDIR)/target/containers/storage --runroot $(CURDIR)/target/containers/run
 BUILDAH := buildah $(BUILDAH_FLAGS)
 
-.PHONY: help quickstart build test test-fast tools crds check-crds fmt lint bench run e2e static image image-test
+.PHONY: help quickstart build test test-fast tools crds check-crds fmt lint bench run e2e static image image-test push
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -46,6 +46,10 @@ image: static ## The container image (Dockerfile, FROM scratch) with buildah: no
 image-test: image ## Run the image (buildah run --isolation chroot): check an example, read a cluster
 	SUPPORT_IMAGE=$(IMAGE) SUPPORT_BUILDAH_FLAGS="$(BUILDAH_FLAGS)" \
 	  $(CARGO) test --locked --test image -- --ignored --test-threads=1
+
+push: image ## Push the image to its registry (logged in with buildah login), pin its digest in config/release
+	$(BUILDAH) push --digestfile target/image/digest $(IMAGE) docker://$(IMAGE)
+	scripts/pin-image-digest.sh --digestfile target/image/digest
 
 crds: ## Regenerate crds/ from the Rust types
 	$(CARGO) run --quiet --locked -- crd > crds/support-operator.yaml
