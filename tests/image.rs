@@ -26,7 +26,8 @@ struct Image {
 fn image() -> Image {
     let name = std::env::var("SUPPORT_IMAGE").expect("SUPPORT_IMAGE names the image to test: run `make image-test`");
     assert!(tools::on_path("buildah").is_some(), "buildah is not on PATH (scripts/install-tools.sh installs it)");
-    let buildah = std::env::var("SUPPORT_BUILDAH_FLAGS").unwrap_or_default().split_whitespace().map(str::to_owned).collect();
+    let buildah =
+        std::env::var("SUPPORT_BUILDAH_FLAGS").unwrap_or_default().split_whitespace().map(str::to_owned).collect();
     Image { name, buildah }
 }
 
@@ -47,7 +48,8 @@ impl Image {
         let from = self.buildah(&["from", "--pull-never", &self.name]);
         assert!(from.status.success(), "buildah from: {}", String::from_utf8_lossy(&from.stderr));
         let container = String::from_utf8_lossy(&from.stdout).trim().to_owned();
-        let mut args: Vec<String> = vec!["run".into(), "--isolation".into(), "chroot".into(), "--network".into(), "host".into()];
+        let mut args: Vec<String> =
+            vec!["run".into(), "--isolation".into(), "chroot".into(), "--network".into(), "host".into()];
         for (host, inside) in volumes {
             args.extend(["--volume".into(), format!("{}:{inside}:ro", host.display())]);
         }
