@@ -18,6 +18,7 @@ fn root() -> &'static Path {
 }
 
 /// The image `make image-test` built, and buildah's flags to find it.
+#[derive(Clone)]
 struct Image {
     name: String,
     buildah: Vec<String>,
@@ -183,8 +184,8 @@ async fn check_in_the_image_reads_a_cluster_by_ip_and_by_name() {
         std::fs::write(dir.join("config"), serde_yaml::to_string(&config).unwrap()).unwrap();
         let argv = ["support-operator", "check", "--policy", "aks", "--now", "2026-11-25T12:00:00Z", "-o", "json"];
         let run = tokio::task::spawn_blocking({
-            let dir = dir.clone();
-            move || image_run_json(&dir, &argv)
+            let (dir, image) = (dir.clone(), image.clone());
+            move || image.run(&[(&dir, "/kube")], &[("KUBECONFIG", "/kube/config")], &argv)
         })
         .await
         .unwrap();
@@ -194,8 +195,4 @@ async fn check_in_the_image_reads_a_cluster_by_ip_and_by_name() {
         assert_eq!(status["status"]["nodes"]["total"], 9, "{host}: the emulator's nodes were read");
         assert_eq!(status["status"]["controlPlane"]["version"], "v1.34.2", "{host}");
     }
-}
-
-fn image_run_json(dir: &Path, argv: &[&str]) -> Run {
-    image().run(&[(dir, "/kube")], &[("KUBECONFIG", "/kube/config")], argv)
 }
