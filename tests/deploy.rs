@@ -531,13 +531,17 @@ fn dashboard_queries(v: &Value, out: &mut Vec<String>) {
     }
 }
 
-#[test]
-fn rules_and_dashboard_use_only_contract_metrics_and_label_values() {
-    let rule = shipped_rules();
-    let mut sources: Vec<(String, String)> = alerts(&rule)
+/// `("alert <name>", expr)` of every shipped alert.
+fn alert_exprs() -> Vec<(String, String)> {
+    alerts(&shipped_rules())
         .iter()
         .map(|a| (format!("alert {}", a["alert"].as_str().unwrap()), a["expr"].as_str().unwrap().to_owned()))
-        .collect();
+        .collect()
+}
+
+#[test]
+fn rules_and_dashboard_use_only_contract_metrics_and_label_values() {
+    let mut sources = alert_exprs();
     let mut queries = Vec::new();
     dashboard_queries(&dashboard(), &mut queries);
     assert!(queries.len() >= 10, "the dashboard has queries");

@@ -110,11 +110,7 @@ fn grouping_lists(expr: &str) -> Vec<String> {
 
 #[test]
 fn every_grouping_in_rules_and_dashboard_keeps_cluster() {
-    let rule = shipped_rules();
-    let mut exprs: Vec<(String, String)> = alerts(&rule)
-        .iter()
-        .map(|a| (format!("alert {}", a["alert"].as_str().unwrap()), a["expr"].as_str().unwrap().to_owned()))
-        .collect();
+    let mut exprs = alert_exprs();
     let mut queries = Vec::new();
     collect_exprs(&dashboard(), &mut queries);
     exprs.extend(queries.into_iter().map(|q| ("dashboard".to_owned(), q)));
