@@ -1149,3 +1149,89 @@ async fn five_thousand_nodes_list_and_stream_quickly() {
     // Generous bound for debug builds on a small machine; quadratic behaviour takes minutes.
     assert!(started.elapsed() < Duration::from_secs(60), "{:?}", started.elapsed());
 }
+
+// ----- CustomResourceDefinitions ---------------------------------------------------------------
+
+#[tokio::test]
+async fn with_crds_on_custom_resources_live_and_die_with_their_crd() {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    use kube::CustomResourceExt;
+
+    let server = ApiServer::builder().custom_resources_from_crds().start().await;
+    let client = server.client();
+    let policies: Api<SupportPolicy> = Api::all(client.clone());
+    let statuses: Api<SupportStatus> = Api::all(client.clone());
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+
+    // No CRD: the paths and the discovery group do not exist.
+    assert_eq!(api_error(policies.list(&ListParams::default()).await).code, 404);
+    let discovery = Discovery::new(client.clone()).run_aggregated().await.unwrap();
+    assert!(discovery.get("support.compliance.dev").is_none(), "no group before its CRDs");
+
+    for crd in [SupportPolicy::crd(), SupportStatus::crd()] {
+        let created = crds.create(&PostParams::default(), &crd).await.unwrap();
+        let status = created.status.expect("the controllers' status");
+        assert_eq!(status.stored_versions, Some(vec!["v1alpha1".to_owned()]));
+        let conditions = status.conditions.unwrap_or_default();
+        assert!(conditions.iter().any(|c| c.type_ == "Established" && c.status == "True"));
+    }
+    let discovery = Discovery::new(client.clone()).run_aggregated().await.unwrap();
+    assert_discovered_support(&discovery);
+    let owner = policies.create(&PostParams::default(), &policy("p", Platform::Aks)).await.unwrap();
+    let mut st = status_obj("p", "p");
+    st.metadata.owner_references = Some(vec![owner_ref(&owner)]);
+    statuses.create(&PostParams::default(), &st).await.unwrap();
+
+    // Dropping the stored version is refused, and changes nothing.
+    let mut renamed = SupportPolicy::crd();
+    renamed.spec.versions[0].name = "v1beta1".into();
+    renamed.metadata.resource_version = crds.get(&renamed.name_any()).await.unwrap().metadata.resource_version;
+    let err = api_error(crds.replace(&renamed.name_any(), &PostParams::default(), &renamed).await);
+    assert_eq!(err.code, 422);
+    assert!(
+        err.message.contains(r#"status.storedVersions[0]: Invalid value: "v1alpha1": must appear in spec.versions"#),
+        "{}",
+        err.message
+    );
+    assert_eq!(policies.list(&ListParams::default()).await.unwrap().items.len(), 1);
+
+    // Not served any more: 404, though the objects are kept.
+    let mut unserved = crds.get("supportpolicies.support.compliance.dev").await.unwrap();
+    unserved.spec.versions[0].served = false;
+    crds.replace(&unserved.name_any(), &PostParams::default(), &unserved).await.unwrap();
+    assert_eq!(api_error(policies.get("p").await).code, 404);
+    assert_eq!(server.list_objects(&Gvr::support_policies(), None).len(), 1);
+
+    // Deleting a CRD deletes its objects (and their dependents).
+    crds.delete("supportpolicies.support.compliance.dev", &DeleteParams::default()).await.unwrap();
+    assert!(server.list_objects(&Gvr::support_policies(), None).is_empty());
+    assert!(server.list_objects(&Gvr::support_statuses(), None).is_empty(), "the owned status was collected");
+    assert_eq!(api_error(crds.get("supportpolicies.support.compliance.dev").await).code, 404);
+}
+
+fn assert_discovered_support(discovery: &Discovery) {
+    for kind in ["SupportPolicy", "SupportStatus"] {
+        discovery
+            .resolve_gvk(&GroupVersionKind::gvk("support.compliance.dev", "v1alpha1", kind))
+            .unwrap_or_else(|| panic!("{kind} is discovered once its CRD exists"));
+    }
+}
+
+#[tokio::test]
+async fn openapi_v3_lists_served_group_versions_and_their_operations() {
+    let server = ApiServer::builder().custom_resources_from_crds().start().await;
+    let root = get_json(&server, "/openapi/v3").await;
+    assert!(root["paths"].get("api/v1").is_some());
+    assert!(root["paths"].get("apis/support.compliance.dev/v1alpha1").is_none(), "not served without its CRD");
+    let url = root["paths"]["apis/coordination.k8s.io/v1"]["serverRelativeURL"].as_str().unwrap().to_owned();
+    let doc = get_json(&server, &url).await;
+    let patch = &doc["paths"]["/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases/{name}"]["patch"];
+    assert_eq!(patch["x-kubernetes-group-version-kind"]["kind"], "Lease");
+    assert!(patch["parameters"].as_array().unwrap().iter().any(|p| p["name"] == "fieldValidation"));
+}
+
+/// A GET through the kube client's raw request API, parsed as JSON.
+async fn get_json(server: &ApiServer, path: &str) -> Value {
+    let req = hyper::Request::get(path).body(Vec::new()).unwrap();
+    server.client().request::<Value>(req).await.unwrap_or_else(|e| panic!("GET {path}: {e}"))
+}
