@@ -3,7 +3,8 @@
 #   promtool    (Prometheus rule checker and rule unit-test runner; tests/deploy.rs)
 #   prometheus  (the server, which tests/live_alerts.rs runs against the operator; no service)
 #   kubectl     (with its built-in kustomize, to build config/; and apply/get against the emulator)
-#   buildah     (builds and runs the container image without a daemon; make image-test)
+#   buildah     (builds and runs the container image without a daemon; make image-test), with
+#               strip (binutils) and Debian's CA bundle (ca-certificates), which the image takes
 #
 # Target: a fresh Debian 12 (bookworm) machine, run as root, whose only outside access is the package
 # registries (Debian's apt archive, PyPI, crates.io, npm): no direct downloads from GitHub or dl.k8s.io.
@@ -180,6 +181,10 @@ if [ "${FORCE}" != 1 ] && buildah_works; then
 else
   apt_install buildah
 fi
+
+# `make image` strips the binary (binutils) and copies Debian's CA bundle into the image.
+command -v strip >/dev/null 2>&1 || apt_install binutils
+[ -f /etc/ssl/certs/ca-certificates.crt ] || apt_install ca-certificates
 
 # Verify what a test run will find first on PATH (an older kubectl earlier on PATH would shadow ours).
 promtool_works || die "promtool on PATH ($(command -v promtool || echo none)) does not run"
