@@ -51,7 +51,7 @@
 //!   fault injection ([`ApiServer::fail_next`], [`ApiServer::set_delay`],
 //!   [`ApiServer::drop_watches`], [`ApiServer::expire_resource_versions`]), raw insertion
 //!   of malformed objects ([`ApiServer::insert_raw`]), counters ([`ApiServer::stats`]), direct
-//!   store access and [`wait_for`].
+//!   store access and [`eventually`].
 //!
 //! # What it does not model
 //! - Authentication, authorization (RBAC), admission (webhooks, NamespaceLifecycle: objects
@@ -538,32 +538,15 @@ impl ApiServer {
     {
         self.delete_object(&Gvr::of::<K>(), namespace, name)
     }
-
-    // ----- waiting ----------------------------------------------------------------------------
-
-    /// Polls `cond` every 10 ms until it holds (`true`) or `timeout` passes (`false`).
-    pub async fn wait_for(&self, timeout: Duration, cond: impl FnMut() -> bool) -> bool {
-        wait_for(timeout, cond).await
-    }
 }
 
-/// Polls `cond` every 10 ms until it holds (`true`) or `timeout` passes (`false`).
-pub async fn wait_for(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        if cond() {
-            return true;
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
-/// Polls an async condition every 10 ms until it holds (`true`) or `timeout` passes
-/// (`false`).
-pub async fn wait_for_async<F, Fut>(timeout: Duration, mut cond: F) -> bool
+/// Waits until the async condition `cond` holds, polling every 10 ms; panics naming `what` after
+/// `timeout`. The one wait helper of the emulator's tests and of the operator's scenarios: a test
+/// waits on a condition, never for a fixed time.
+///
+/// # Panics
+/// When `cond` does not hold within `timeout`.
+pub async fn eventually<F, Fut>(timeout: Duration, what: &str, mut cond: F)
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
@@ -571,10 +554,10 @@ where
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
         if cond().await {
-            return true;
+            return;
         }
         if tokio::time::Instant::now() >= deadline {
-            return false;
+            panic!("timed out after {timeout:?} waiting for: {what}");
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }

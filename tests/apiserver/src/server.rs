@@ -264,6 +264,7 @@ pub(crate) async fn handle(inner: Arc<Inner>, req: Request<Incoming>) -> Result<
         query,
         content_type: header("content-type"),
         accept: header("accept"),
+        user_agent: header("user-agent"),
         field_manager: params.get("fieldManager").map(str::to_owned),
         body: String::from_utf8_lossy(&body).into_owned(),
         ..RequestRecord::default()
