@@ -1152,6 +1152,18 @@ async fn an_event_note_over_1_kib_in_bytes_is_refused() {
 }
 
 #[tokio::test]
+async fn an_apply_that_creates_answers_201() {
+    let server = ApiServer::start().await;
+    let api: Api<Node> = Api::all(server.client());
+    let node = json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n", "labels": {"a": "b"}}});
+    for _ in 0..2 {
+        api.patch("n", &PatchParams::apply("t"), &Patch::Apply(&node)).await.unwrap();
+    }
+    let codes: Vec<u16> = server.requests().iter().map(|r| r.status).collect();
+    assert_eq!(codes, [201, 200]);
+}
+
+#[tokio::test]
 async fn the_request_log_records_the_user_agent() {
     let server = ApiServer::start().await;
     let mut config = server.config();
