@@ -109,8 +109,7 @@ async fn recovers_from_dropped_watches_410_and_bursts_of_errors() {
     c.create_node("a", &day(-1), true, since).await;
     c.create_node("b", &day(-1), true, since).await;
     c.apply_policy(&c.policy("p", json!({}))).await;
-    c.wait_status("p", "Supported", |s| s.status.as_ref().is_some_and(|st| st.verdict == Some(Verdict::Supported)))
-        .await;
+    c.wait_verdict("p", Verdict::Supported, "Supported").await;
 
     // A dropped watch: the watcher resumes from its resourceVersion, no change is lost.
     server.drop_watches();
@@ -175,9 +174,7 @@ async fn malformed_objects_are_skipped_and_counted() {
                "status": {"conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": "yesterday"}],
                           "nodeInfo": {"kubeletVersion": "v1.x"}}}),
     );
-    let broken = c
-        .wait_status("broken", "Unknown", |s| s.status.as_ref().is_some_and(|st| st.verdict == Some(Verdict::Unknown)))
-        .await;
+    let broken = c.wait_verdict("broken", Verdict::Unknown, "Unknown").await;
     let reason = broken.status.unwrap().conditions.into_iter().find(|c| c.type_ == "PolicyValid").unwrap();
     assert!(reason.message.contains("cannot be read"), "{}", reason.message);
     let garbage = format!("Node/{}", c.name("garbage"));
@@ -210,17 +207,22 @@ async fn ready_only_after_every_cache_synced() {
     op.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn exactly_one_replica_writes_and_the_other_takes_over() {
+/// Two replicas electing a leader, a node `n` and a policy `p`, Supported.
+async fn two_replicas(run: &str) -> (ApiServer, Cluster, Operator, Operator) {
     let server = ApiServer::builder().git_version("v1.35.3").start().await;
-    let c = Cluster::new(server.config(), "ha");
+    let c = Cluster::new(server.config(), run);
     let clock = ShiftedClock::at(now());
     let a = Operator::start(c.operator.clone(), clock.clone(), Some(("replica-a", "default"))).await;
     let b = Operator::start(c.operator.clone(), clock.clone(), Some(("replica-b", "default"))).await;
     c.create_node("n", &day(-1), true, now() - TimeDelta::days(1)).await;
     c.apply_policy(&c.policy("p", json!({}))).await;
-    c.wait_status("p", "Supported", |s| s.status.as_ref().is_some_and(|st| st.verdict == Some(Verdict::Supported)))
-        .await;
+    c.wait_verdict("p", Verdict::Supported, "Supported").await;
+    (server, c, a, b)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exactly_one_replica_writes_and_the_other_takes_over() {
+    let (_server, c, a, b) = two_replicas("ha").await;
 
     let is_leader = |v: Option<f64>| v == Some(1.0);
     let (la, lb) = (a.sample("support_leader", &[]).await, b.sample("support_leader", &[]).await);
@@ -233,7 +235,7 @@ async fn exactly_one_replica_writes_and_the_other_takes_over() {
     );
 
     c.set_ready("n", false, now() - TimeDelta::days(8)).await;
-    c.wait_status("p", "AtRisk", |s| s.status.as_ref().is_some_and(|st| st.verdict == Some(Verdict::AtRisk))).await;
+    c.wait_verdict("p", Verdict::AtRisk, "AtRisk").await;
     assert_eq!(follower.sample("support_status_writes_total", &[]).await, Some(0.0));
 
     // The leader stops (SIGTERM): it releases the Lease and the other replica takes over.
@@ -243,10 +245,7 @@ async fn exactly_one_replica_writes_and_the_other_takes_over() {
     })
     .await;
     c.set_ready("n", true, now()).await;
-    c.wait_status("p", "Supported again, written by the new leader", |s| {
-        s.status.as_ref().is_some_and(|st| st.verdict == Some(Verdict::Supported))
-    })
-    .await;
+    c.wait_verdict("p", Verdict::Supported, "Supported again, written by the new leader").await;
     // (The counter moves when the write's answer arrives, a moment after the emulator stored it.)
     eventually(WAIT, "the new leader counted its write", || async {
         follower.sample("support_status_writes_total", &[]).await.unwrap_or(0.0) >= 1.0
@@ -262,8 +261,7 @@ async fn a_leader_that_cannot_renew_stops_writing_within_the_lease_duration() {
     let a = Operator::start(c.operator.clone(), ShiftedClock::at(now()), Some(("replica-a", "default"))).await;
     c.create_node("n", &day(-1), true, now() - TimeDelta::days(1)).await;
     c.apply_policy(&c.policy("p", json!({}))).await;
-    c.wait_status("p", "Supported", |s| s.status.as_ref().is_some_and(|st| st.verdict == Some(Verdict::Supported)))
-        .await;
+    c.wait_verdict("p", Verdict::Supported, "Supported").await;
     // Every Lease request fails from now on: the leader cannot renew.
     server.fail_next(usize::MAX, Fault::InternalError, |r| r.resource == "leases");
     eventually(Duration::from_secs(10), "leadership lapses (lease duration 3 s)", || async {
@@ -277,10 +275,7 @@ async fn a_leader_that_cannot_renew_stops_writing_within_the_lease_duration() {
     assert_eq!(server.count(|r| status_writes(r, &c.name("p"))), writes, "no write without the Lease");
     assert!(a.is_running());
     server.clear_faults();
-    c.wait_status("p", "written again once the Lease is back", |s| {
-        s.status.as_ref().is_some_and(|st| st.verdict == Some(Verdict::AtRisk))
-    })
-    .await;
+    c.wait_verdict("p", Verdict::AtRisk, "written again once the Lease is back").await;
     a.stop().await;
 }
 
@@ -296,11 +291,7 @@ async fn alpha_apis_in_discovery_are_reported() {
     let op = Operator::start(c.operator.clone(), ShiftedClock::at(now()), None).await;
     c.create_node("n", &day(-1), true, now() - TimeDelta::days(1)).await;
     c.apply_policy(&c.policy("p", json!({"alphaApis": "Forbid"}))).await;
-    let s = c
-        .wait_status("p", "Unsupported", |s| {
-            s.status.as_ref().is_some_and(|st| st.verdict == Some(Verdict::Unsupported))
-        })
-        .await;
+    let s = c.wait_verdict("p", Verdict::Unsupported, "Unsupported").await;
     assert!(finding(&s, "AlphaApiServed", "APIVersion/resource.k8s.io/v1alpha3").is_some());
     // Editing the policy (generation 2) is reflected in observedGeneration.
     let api: Api<SupportPolicy> = Api::all(server.client());
@@ -313,11 +304,7 @@ async fn alpha_apis_in_discovery_are_reported() {
     )
     .await
     .unwrap();
-    let s = c
-        .wait_status("p", "Supported after allowing alpha APIs", |s| {
-            s.status.as_ref().is_some_and(|st| st.verdict == Some(Verdict::Supported))
-        })
-        .await;
+    let s = c.wait_verdict("p", Verdict::Supported, "Supported after allowing alpha APIs").await;
     assert_eq!(s.status.unwrap().observed_generation, Some(2));
     op.stop().await;
 }
@@ -424,46 +411,32 @@ async fn the_emulator_registers_the_generated_crds() {
 
 // ----- Shared scenarios that start their own operator ------------------------------------------
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn node_deleted_untouched_since_start_on_the_emulator() {
-    let (_server, c) = emulator("untouched").await;
-    node_deleted_untouched_since_start(&c).await;
+/// A shared scenario that starts its own operator, on an emulator of its own.
+macro_rules! on_the_emulator {
+    ($name:ident, $scenario:ident, $run:literal) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $name() {
+            let (_server, c) = emulator($run).await;
+            $scenario(&c).await;
+        }
+    };
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn first_heartbeats_after_start_evaluate_nothing_on_the_emulator() {
-    let (_server, c) = emulator("first-beats").await;
-    first_heartbeats_after_start_evaluate_nothing(&c).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn named_lease_is_followed_on_the_emulator() {
-    let (_server, c) = emulator("named-lease").await;
-    named_lease_is_followed(&c).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn long_event_notes_fit_the_api_limit_on_the_emulator() {
-    let (_server, c) = emulator("notes").await;
-    long_event_notes_fit_the_api_limit(&c).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tampered_status_is_restored_without_an_event_on_the_emulator() {
-    let (_server, c) = emulator("tamper").await;
-    tampered_status_is_restored_without_an_event(&c).await;
-}
+on_the_emulator!(node_deleted_untouched_since_start_on_the_emulator, node_deleted_untouched_since_start, "untouched");
+on_the_emulator!(
+    first_heartbeats_after_start_evaluate_nothing_on_the_emulator,
+    first_heartbeats_after_start_evaluate_nothing,
+    "first-beats"
+);
+on_the_emulator!(named_lease_is_followed_on_the_emulator, named_lease_is_followed, "named-lease");
+on_the_emulator!(long_event_notes_fit_the_api_limit_on_the_emulator, long_event_notes_fit_the_api_limit, "notes");
+on_the_emulator!(
+    tampered_status_is_restored_without_an_event_on_the_emulator,
+    tampered_status_is_restored_without_an_event,
+    "tamper"
+);
 
 // ----- Shutdown, leadership, a struggling API server -------------------------------------------
-
-/// The Lease named `support-operator-leader` in `default`, as stored.
-fn leader_lease(server: &ApiServer) -> Option<k8s_openapi::api::coordination::v1::Lease> {
-    server.get(Some("default"), "support-operator-leader")
-}
-
-fn holder(server: &ApiServer) -> Option<String> {
-    leader_lease(server).and_then(|l| l.spec).and_then(|s| s.holder_identity).filter(|h| !h.is_empty())
-}
 
 /// The real binary, run against the emulator with leader election.
 fn operator_process(kubeconfig: &std::path::Path, identity: &str, metrics_addr: &str) -> tokio::process::Command {
@@ -495,8 +468,10 @@ async fn sigterm_releases_the_lease_and_exits_0() {
     for round in 0..12 {
         let identity = format!("replica-{round}");
         let mut child = operator_process(&kubeconfig, &identity, "127.0.0.1:0").spawn().unwrap();
-        eventually(WAIT, "the replica holds the Lease", || async { holder(&server).as_deref() == Some(&identity) })
-            .await;
+        eventually(WAIT, "the replica holds the Lease", || async {
+            holder_of(&server, "support-operator-leader").as_deref() == Some(&identity)
+        })
+        .await;
         sigterm(&child).await;
         let out = tokio::time::timeout(WAIT, child.wait()).await.expect("the operator exits").unwrap();
         let mut stderr = String::new();
@@ -505,7 +480,11 @@ async fn sigterm_releases_the_lease_and_exits_0() {
             let _ = e.read_to_string(&mut stderr).await;
         }
         assert_eq!(out.code(), Some(0), "round {round}: {stderr}");
-        assert_eq!(holder(&server), None, "round {round}: the Lease is released before the exit: {stderr}");
+        assert_eq!(
+            holder_of(&server, "support-operator-leader"),
+            None,
+            "round {round}: the Lease is released before the exit: {stderr}"
+        );
     }
 }
 
@@ -529,15 +508,7 @@ async fn a_task_that_dies_ends_the_process_non_zero() {
 /// while the other replica takes over and writes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hung_renewal_leaves_one_leader() {
-    let server = ApiServer::builder().git_version("v1.35.3").start().await;
-    let c = Cluster::new(server.config(), "hung");
-    let clock = ShiftedClock::at(now());
-    let a = Operator::start(c.operator.clone(), clock.clone(), Some(("replica-a", "default"))).await;
-    let b = Operator::start(c.operator.clone(), clock.clone(), Some(("replica-b", "default"))).await;
-    c.create_node("n", &day(-1), true, now() - TimeDelta::days(1)).await;
-    c.apply_policy(&c.policy("p", json!({}))).await;
-    c.wait_status("p", "Supported", |s| s.status.as_ref().is_some_and(|st| st.verdict == Some(Verdict::Supported)))
-        .await;
+    let (server, c, a, b) = two_replicas("hung").await;
     let leader_id = holder_of(&server, "support-operator-test-leader").expect("a leader");
     let (old, new) = if leader_id == "replica-a" { (&a, &b) } else { (&b, &a) };
     let policy = c.name("p");
@@ -564,16 +535,14 @@ async fn a_hung_renewal_leaves_one_leader() {
     })
     .await;
     c.set_ready("n", false, now() - TimeDelta::days(8)).await;
-    c.wait_status("p", "AtRisk, written by the new leader", |s| {
-        s.status.as_ref().is_some_and(|st| st.verdict == Some(Verdict::AtRisk))
-    })
-    .await;
+    c.wait_verdict("p", Verdict::AtRisk, "AtRisk, written by the new leader").await;
     assert_eq!(old.sample("support_leader", &[]).await, Some(0.0));
     server.set_delay(Duration::ZERO);
     a.stop().await;
     b.stop().await;
 }
 
+/// The holder of the Lease `lease` in `default`, as stored.
 fn holder_of(server: &ApiServer, lease: &str) -> Option<String> {
     server
         .get::<k8s_openapi::api::coordination::v1::Lease>(Some("default"), lease)
@@ -591,8 +560,7 @@ async fn a_write_in_flight_when_leadership_ends_leaves_no_series() {
     let op = Operator::start(c.operator.clone(), ShiftedClock::at(now()), Some(("replica-a", "default"))).await;
     c.create_node("n", &day(-1), true, now() - TimeDelta::days(1)).await;
     c.apply_policy(&c.policy("p", json!({}))).await;
-    c.wait_status("p", "Supported", |s| s.status.as_ref().is_some_and(|st| st.verdict == Some(Verdict::Supported)))
-        .await;
+    c.wait_verdict("p", Verdict::Supported, "Supported").await;
     let policy = c.name("p");
     let evaluations = op.settled(|| op.evaluations()).await;
     // From now on the Lease cannot be renewed (lease duration 3 s), and status writes take 4 s.
@@ -616,10 +584,7 @@ async fn a_write_in_flight_when_leadership_ends_leaves_no_series() {
     assert!(left.is_empty(), "a replica that is not the leader exports {left:?}");
     server.clear_faults();
     server.set_delay(Duration::ZERO);
-    c.wait_status("p", "written once the Lease is back", |s| {
-        s.status.as_ref().is_some_and(|st| st.verdict == Some(Verdict::AtRisk))
-    })
-    .await;
+    c.wait_verdict("p", Verdict::AtRisk, "written once the Lease is back").await;
     op.stop().await;
 }
 
@@ -688,8 +653,7 @@ async fn errors_are_counted_by_category_and_watch_errors_apart() {
     let (server, c, op) = setup("errors").await;
     c.create_node("n", &day(-1), true, now() - TimeDelta::days(1)).await;
     c.apply_policy(&c.policy("p", json!({}))).await;
-    c.wait_status("p", "Supported", |s| s.status.as_ref().is_some_and(|st| st.verdict == Some(Verdict::Supported)))
-        .await;
+    c.wait_verdict("p", Verdict::Supported, "Supported").await;
     let category = |c: &'static str| {
         let op = &op;
         async move { op.sample("support_reconcile_errors_total", &[("category", c)]).await.unwrap_or(0.0) }
@@ -718,8 +682,7 @@ async fn errors_are_counted_by_category_and_watch_errors_apart() {
         eventually(WAIT, name, || async { category(name).await > before }).await;
         // The retry writes it.
         let verdict = if ready { Verdict::Supported } else { Verdict::AtRisk };
-        c.wait_status("p", "written on retry", |s| s.status.as_ref().is_some_and(|st| st.verdict == Some(verdict)))
-            .await;
+        c.wait_verdict("p", verdict, "written on retry").await;
     }
     // A policy the operator cannot own its status for (no uid: only broken storage does this).
     server.insert_raw(
@@ -761,8 +724,7 @@ async fn health_follows_the_loops_and_readiness_the_watches() {
     .await;
     c.create_node("n", &day(-1), true, now() - TimeDelta::days(1)).await;
     c.apply_policy(&c.policy("p", json!({}))).await;
-    c.wait_status("p", "Supported", |s| s.status.as_ref().is_some_and(|st| st.verdict == Some(Verdict::Supported)))
-        .await;
+    c.wait_verdict("p", Verdict::Supported, "Supported").await;
     assert_eq!(op.get("/healthz").await.0, 200);
     assert_eq!(op.get("/readyz").await.0, 200);
 
@@ -958,7 +920,7 @@ async fn rbac_grants_exactly_what_the_operator_calls() {
     lead.apply_policy(&lead.policy("flap", json!({}))).await;
     for (ready, verdict) in [(false, Verdict::AtRisk), (true, Verdict::Supported), (false, Verdict::AtRisk)] {
         lead.set_ready("n", ready, now() - TimeDelta::days(8)).await;
-        lead.wait_status("flap", "flapping", |s| s.status.as_ref().is_some_and(|st| st.verdict == Some(verdict))).await;
+        lead.wait_verdict("flap", verdict, "flapping").await;
     }
     eventually(WAIT, "a repeated verdict Event", || async {
         lead.events_about("flap").await.iter().any(|e| e.series.as_ref().is_some_and(|s| s.count >= 2))

@@ -352,6 +352,11 @@ impl Cluster {
         }
     }
 
+    /// Waits until the verdict of `name` is `verdict`, and returns the status.
+    pub async fn wait_verdict(&self, name: &str, verdict: Verdict, what: &str) -> SupportStatus {
+        self.wait_status(name, what, |s| s.status.as_ref().is_some_and(|st| st.verdict == Some(verdict))).await
+    }
+
     /// Events recorded about a policy (events.k8s.io/v1, namespace `default` for cluster-scoped objects).
     pub async fn events_about(&self, name: &str) -> Vec<k8s_openapi::api::events::v1::Event> {
         let api: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(self.client.clone(), "default");
@@ -477,11 +482,7 @@ pub async fn deadline_passes(c: &Cluster, op: &Operator) {
 
     // Three seconds before the deadline: nothing changes now, the requeue flips it.
     op.clock.set(end - TimeDelta::seconds(3));
-    let s = c
-        .wait_status("p", "Unsupported after the deadline passed", |s| {
-            s.status.as_ref().is_some_and(|st| st.verdict == Some(Verdict::Unsupported))
-        })
-        .await;
+    let s = c.wait_verdict("p", Verdict::Unsupported, "Unsupported after the deadline passed").await;
     let flipped =
         s.status.unwrap().conditions.into_iter().find(|c| c.type_ == "Supported").unwrap().last_transition_time;
     assert!(support_operator::time::from_k8s(&flipped) >= end, "the verdict flipped at the deadline, not before");
@@ -549,18 +550,15 @@ pub async fn invalid_policy_is_isolated(c: &Cluster) {
     c.apply_policy(&bad).await;
     c.apply_policy(&c.policy("good", json!({}))).await;
 
-    let s = c
-        .wait_status("bad", "Unknown", |s| s.status.as_ref().is_some_and(|st| st.verdict == Some(Verdict::Unknown)))
-        .await;
+    let s = c.wait_verdict("bad", Verdict::Unknown, "Unknown").await;
     let valid = s.status.as_ref().unwrap().conditions.iter().find(|c| c.type_ == "PolicyValid").unwrap();
     assert_eq!(valid.status, "False");
     assert!(valid.message.contains("spec.nodeImage.datePattern"), "{}", valid.message);
-    c.wait_status("good", "Supported", |s| s.status.as_ref().is_some_and(|st| st.verdict == Some(Verdict::Supported)))
-        .await;
+    c.wait_verdict("good", Verdict::Supported, "Supported").await;
 
     // A change in the cluster reaches the valid policy.
     c.set_ready("a", false, now() - TimeDelta::days(9)).await;
-    c.wait_status("good", "AtRisk", |s| s.status.as_ref().is_some_and(|st| st.verdict == Some(Verdict::AtRisk))).await;
+    c.wait_verdict("good", Verdict::AtRisk, "AtRisk").await;
     assert_eq!(c.verdict("bad").await, Some(Verdict::Unknown));
     c.cleanup(&["bad", "good"]).await;
 }
@@ -729,11 +727,7 @@ pub async fn long_event_notes_fit_the_api_limit(c: &Cluster) {
     );
     c.apply_policy(&policy).await;
     let op = c.start_operator().await;
-    let s = c
-        .wait_status("p", "Unsupported", |s| {
-            s.status.as_ref().is_some_and(|st| st.verdict == Some(Verdict::Unsupported))
-        })
-        .await;
+    let s = c.wait_verdict("p", Verdict::Unsupported, "Unsupported").await;
     assert_eq!(s.status.unwrap().findings[0].rule, "NodeImageOutdated");
     eventually(WAIT, "the verdict Event", || async { !c.events_about("p").await.is_empty() }).await;
     let note = c.events_about("p").await[0].note.clone().unwrap_or_default();
@@ -748,7 +742,7 @@ pub async fn tampered_status_is_restored_without_an_event(c: &Cluster) {
     c.create_node("a", &day(-40), true, now() - TimeDelta::days(3)).await;
     c.apply_policy(&c.policy("p", json!({}))).await;
     let op = c.start_operator().await;
-    c.wait_status("p", "AtRisk", |s| s.status.as_ref().is_some_and(|st| st.verdict == Some(Verdict::AtRisk))).await;
+    c.wait_verdict("p", Verdict::AtRisk, "AtRisk").await;
     eventually(WAIT, "the first verdict Event", || async { !c.events_about("p").await.is_empty() }).await;
     let events =
         || async { c.events_about("p").await.iter().map(|e| e.series.as_ref().map_or(1, |s| s.count)).sum::<i32>() };
@@ -759,8 +753,7 @@ pub async fn tampered_status_is_restored_without_an_event(c: &Cluster) {
     api.patch_status(&c.name("p"), &PatchParams::default(), &Patch::Merge(json!({"status": {"verdict": "Supported"}})))
         .await
         .unwrap();
-    c.wait_status("p", "AtRisk again", |s| s.status.as_ref().is_some_and(|st| st.verdict == Some(Verdict::AtRisk)))
-        .await;
+    c.wait_verdict("p", Verdict::AtRisk, "AtRisk again").await;
     let restored = op.settled(|| async { op.sample("support_status_writes_total", &[]).await.unwrap_or(0.0) }).await;
     assert_eq!(restored - writes, 1.0, "the status is written back once");
     assert_eq!(events().await, before, "putting the status back recorded a verdict Event");

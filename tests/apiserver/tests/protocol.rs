@@ -1097,16 +1097,21 @@ async fn deleting_a_namespace_deletes_its_contents() {
 
 // ----- events ----------------------------------------------------------------------------------
 
-#[tokio::test]
-async fn kube_event_recorder_creates_then_patches_a_series() {
-    use kube::runtime::events::{Event, EventType, Recorder};
-    let server = ApiServer::start().await;
+/// A policy `p` and a recorder of Events about it.
+async fn recorder_and_policy(server: &ApiServer) -> (kube::runtime::events::Recorder, SupportPolicy) {
     let client = server.client();
     let p = Api::<SupportPolicy>::all(client.clone())
         .create(&PostParams::default(), &policy("p", Platform::Aks))
         .await
         .unwrap();
-    let recorder = Recorder::new(client, "support-operator".into());
+    (kube::runtime::events::Recorder::new(client, "support-operator".into()), p)
+}
+
+#[tokio::test]
+async fn kube_event_recorder_creates_then_patches_a_series() {
+    use kube::runtime::events::{Event, EventType};
+    let server = ApiServer::start().await;
+    let (recorder, p) = recorder_and_policy(&server).await;
     let event = Event {
         type_: EventType::Warning,
         reason: "KubeletVersionEndOfSupport".to_owned(),
@@ -1124,14 +1129,9 @@ async fn kube_event_recorder_creates_then_patches_a_series() {
 
 #[tokio::test]
 async fn an_event_note_over_1_kib_in_bytes_is_refused() {
-    use kube::runtime::events::{Event, EventType, Recorder};
+    use kube::runtime::events::{Event, EventType};
     let server = ApiServer::start().await;
-    let client = server.client();
-    let p = Api::<SupportPolicy>::all(client.clone())
-        .create(&PostParams::default(), &policy("p", Platform::Aks))
-        .await
-        .unwrap();
-    let recorder = Recorder::new(client, "support-operator".into());
+    let (recorder, p) = recorder_and_policy(&server).await;
     let event = |note: String| Event {
         type_: EventType::Normal,
         reason: format!("Note{}", note.len()),
