@@ -335,6 +335,23 @@ mod tests {
     }
 
     #[test]
+    fn the_readme_metrics_table_lists_every_metric() {
+        let readme = include_str!("../README.md");
+        let table = readme.split("## Metrics").nth(1).and_then(|t| t.split("\n## ").next()).unwrap_or_default();
+        let listed: BTreeSet<&str> =
+            table.lines().filter_map(|l| l.strip_prefix("| `")).filter_map(|l| l.split('`').next()).collect();
+        let m = Metrics::new();
+        m.record("p", &eval(&[("a", false)]));
+        m.watch_errors.with_label_values(&["Node"]).inc();
+        m.skipped_objects.with_label_values(&["Node"]).inc();
+        m.reconcile_errors.with_label_values(&["api"]).inc();
+        m.gauge(Domain::Heartbeat).with_label_values(&["p", "agent"]).set(1.0);
+        let exported: BTreeSet<String> = m.registry.gather().iter().map(|f| f.name().to_string()).collect();
+        let exported: BTreeSet<&str> = exported.iter().map(String::as_str).collect();
+        assert_eq!(listed, exported, "README Metrics table vs /metrics");
+    }
+
+    #[test]
     fn series_of_deleted_nodes_and_policies_disappear() {
         let m = Metrics::new();
         m.record("p", &eval(&[("a", true), ("b", false)]));

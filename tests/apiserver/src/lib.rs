@@ -33,10 +33,11 @@
 //!   AlreadyExists), update (409 Conflict on a stale resourceVersion; without one, built-in
 //!   resources update unconditionally while custom resources answer 422, as a real server
 //!   does), merge patch (RFC 7386), JSON patch (RFC 6902), server-side apply with field
-//!   ownership and conflicts, `dryRun=All`, delete with finalizers (`deletionTimestamp`,
+//!   ownership and conflicts (201 when it creates), `dryRun=All`, delete with finalizers (`deletionTimestamp`,
 //!   removal when the last finalizer goes), preconditions, `propagationPolicy`,
 //!   deletecollection, and ownerReference garbage collection (synchronous, right after the
-//!   owner is removed). Deleting a Namespace deletes the objects in it.
+//!   owner is removed). Deleting a Namespace deletes the objects in it. The `note` of an
+//!   `events.k8s.io` Event is at most 1 KiB in bytes (422 otherwise).
 //! - **`/status` subresource**: writes to the main resource keep the stored `status`; writes
 //!   to `/status` change only `status`. `metadata.generation` (custom resources) increments
 //!   only when something outside `metadata` and `status` changes. Custom resources drop
@@ -47,17 +48,19 @@
 //!   `force=true`, which takes the field over; fields a manager stops applying are removed when
 //!   nobody else owns them. Objects written without managedFields get a `before-first-apply`
 //!   owner on their first apply, like a real server.
-//! - **Test controls**: the request log ([`ApiServer::requests`], [`ApiServer::count`]),
+//! - **Test controls**: the request log ([`ApiServer::requests`], [`ApiServer::count`]; with
+//!   each request's `User-Agent`, to tell clients apart),
 //!   fault injection ([`ApiServer::fail_next`], [`ApiServer::set_delay`],
 //!   [`ApiServer::drop_watches`], [`ApiServer::expire_resource_versions`]), raw insertion
 //!   of malformed objects ([`ApiServer::insert_raw`]), counters ([`ApiServer::stats`]), direct
-//!   store access and [`eventually`].
+//!   store access and [`eventually`]. A request that never answers is a long
+//!   [`ApiServer::delay_when`].
 //!
 //! # What it does not model
 //! - Authentication, authorization (RBAC), admission (webhooks, NamespaceLifecycle: objects
 //!   may be created in namespaces that do not exist), quotas, API priority and fairness.
-//! - OpenAPI schema validation, defaulting, pruning of unknown fields, CEL rules and
-//!   `fieldValidation`: custom resources are stored as sent.
+//! - OpenAPI schema validation (but for the Event `note` limit above), defaulting, pruning of
+//!   unknown fields, CEL rules and `fieldValidation`: custom resources are stored as sent.
 //! - Strategic merge patch semantics: it is applied as a JSON merge patch (lists replaced,
 //!   no `$patch` directives) for built-in resources, and rejected with 415 for custom
 //!   resources, as a real server does.
