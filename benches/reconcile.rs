@@ -71,6 +71,7 @@ async fn run(n: usize) -> (Duration, Duration, Duration) {
         discovery_interval: Duration::from_secs(600),
         identity: "bench".into(),
         report_addr: None,
+        health: Default::default(),
     };
     let clock = ShiftedClock::at(support_operator::time::parse_rfc3339(NOW).unwrap());
     let statuses: Api<SupportStatus> = Api::all(client.clone());

@@ -103,7 +103,7 @@ pub struct RunArgs {
     #[arg(long, env = "SUPPORT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Plain)]
     pub log_format: LogFormat,
     /// Log filter (tracing EnvFilter syntax).
-    #[arg(long, env = "RUST_LOG", default_value = "info,kube=warn")]
+    #[arg(long, env = "RUST_LOG", default_value = crate::telemetry::DEFAULT_FILTER)]
     pub log_filter: String,
 }
 

@@ -9,6 +9,7 @@ pub mod check;
 pub mod cli;
 pub mod controller;
 pub mod crd;
+pub mod health;
 pub mod k8s;
 pub mod metrics;
 pub mod policy;
@@ -23,7 +24,16 @@ pub fn run(args: cli::RunArgs) -> anyhow::Result<()> {
     telemetry::init(args.log_format, &args.log_filter);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
     runtime.block_on(async move {
-        let config = kube::Config::infer().await.context("reading the kubeconfig or in-cluster configuration")?;
+        let mut config = kube::Config::infer().await.context("reading the kubeconfig or in-cluster configuration")?;
+        // Every call has a deadline: connecting and sending are bounded here; a response by the
+        // read timeout, which must outlast the server's watch timeout (290 s) as watches share the
+        // client; each non-watch call of the operator has a shorter deadline of its own.
+        config.connect_timeout = Some(std::time::Duration::from_secs(10));
+        config.write_timeout = Some(std::time::Duration::from_secs(30));
+        config.read_timeout = Some(std::time::Duration::from_secs(330));
+        config.reset_reader_on_write = true;
+        let agent = format!("support-operator/{}", env!("CARGO_PKG_VERSION"));
+        config.headers.push((http::header::USER_AGENT, http::HeaderValue::from_str(&agent).context("user agent")?));
         let default_namespace = config.default_namespace.clone();
         let client = kube::Client::try_from(config).context("building the Kubernetes client")?;
         let identity = args
@@ -44,6 +54,7 @@ pub fn run(args: cli::RunArgs) -> anyhow::Result<()> {
             discovery_interval: std::time::Duration::from_secs(args.discovery_seconds),
             identity,
             report_addr: None,
+            health: health::HealthSettings::default(),
         };
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {

@@ -23,6 +23,8 @@ pub struct Metrics {
     pub status_writes: IntCounter,
     /// Objects a watch could not use, by kind.
     pub skipped_objects: IntCounterVec,
+    /// Errors of the watches (and of the discovery refresh) that feed the caches, by kind.
+    pub watch_errors: IntCounterVec,
     /// 1 on the replica that holds the leader Lease.
     pub leader: IntGauge,
     domain: Vec<(Domain, GaugeVec)>,
@@ -47,9 +49,6 @@ enum Domain {
     ClusterStopped,
     Heartbeat,
 }
-
-/// Error categories: the bounded values of the `category` label.
-pub const ERROR_CATEGORIES: [&str; 4] = ["api", "conflict", "invalid-object", "internal"];
 
 impl Default for Metrics {
     fn default() -> Self {
@@ -83,6 +82,14 @@ impl Metrics {
             Opts::new(
                 "support_watch_objects_skipped_total",
                 "Watched objects that could not be read and were skipped, by kind.",
+            ),
+            &["kind"],
+        )
+        .expect("valid counter");
+        let watch_errors = IntCounterVec::new(
+            Opts::new(
+                "support_watch_errors_total",
+                "Errors of the watches feeding the caches (and of the discovery refresh), by kind.",
             ),
             &["kind"],
         )
@@ -154,12 +161,10 @@ impl Metrics {
         registry.register(Box::new(reconcile_errors.clone())).expect("unique metric");
         registry.register(Box::new(status_writes.clone())).expect("unique metric");
         registry.register(Box::new(skipped_objects.clone())).expect("unique metric");
+        registry.register(Box::new(watch_errors.clone())).expect("unique metric");
         registry.register(Box::new(leader.clone())).expect("unique metric");
         for (_, g) in &domain {
             registry.register(Box::new(g.clone())).expect("unique metric");
-        }
-        for c in ERROR_CATEGORIES {
-            reconcile_errors.with_label_values(&[c]);
         }
         Self {
             registry,
@@ -167,6 +172,7 @@ impl Metrics {
             reconcile_errors,
             status_writes,
             skipped_objects,
+            watch_errors,
             leader,
             domain,
             written: Mutex::new(BTreeMap::new()),
@@ -326,6 +332,23 @@ mod tests {
             &snap,
             crate::time::parse_rfc3339("2026-11-25T00:00:00Z").unwrap(),
         )
+    }
+
+    #[test]
+    fn the_readme_metrics_table_lists_every_metric() {
+        let readme = include_str!("../README.md");
+        let table = readme.split("## Metrics").nth(1).and_then(|t| t.split("\n## ").next()).unwrap_or_default();
+        let listed: BTreeSet<&str> =
+            table.lines().filter_map(|l| l.strip_prefix("| `")).filter_map(|l| l.split('`').next()).collect();
+        let m = Metrics::new();
+        m.record("p", &eval(&[("a", false)]));
+        m.watch_errors.with_label_values(&["Node"]).inc();
+        m.skipped_objects.with_label_values(&["Node"]).inc();
+        m.reconcile_errors.with_label_values(&["api"]).inc();
+        m.gauge(Domain::Heartbeat).with_label_values(&["p", "agent"]).set(1.0);
+        let exported: BTreeSet<String> = m.registry.gather().iter().map(|f| f.name().to_string()).collect();
+        let exported: BTreeSet<&str> = exported.iter().map(String::as_str).collect();
+        assert_eq!(listed, exported, "README Metrics table vs /metrics");
     }
 
     #[test]

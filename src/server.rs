@@ -1,8 +1,7 @@
-//! The HTTP server: `/metrics` (Prometheus text), `/healthz` (the process serves) and
-//! `/readyz` (every cache has synced), on one port.
+//! The HTTP server: `/metrics` (Prometheus text), `/healthz` (no supervised loop is stuck) and
+//! `/readyz` (the caches synced and no watch keeps failing), on one port. See [`crate::health`].
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use axum::extract::State;
@@ -11,6 +10,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
 
+use crate::health::Health;
 use crate::metrics::Metrics;
 
 /// What the server reads.
@@ -18,15 +18,15 @@ use crate::metrics::Metrics;
 pub struct ServerState {
     /// The metrics to expose.
     pub metrics: Arc<Metrics>,
-    /// True once every cache has synced.
-    pub ready: Arc<AtomicBool>,
+    /// Liveness and readiness.
+    pub health: Arc<Health>,
 }
 
 /// The router (also used by tests without a socket).
 pub fn router(state: ServerState) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
-        .route("/healthz", get(|| async { "ok" }))
+        .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .with_state(state)
 }
@@ -35,11 +35,18 @@ async fn metrics(State(s): State<ServerState>) -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], s.metrics.encode())
 }
 
+async fn healthz(State(s): State<ServerState>) -> impl IntoResponse {
+    answer(s.health.liveness())
+}
+
 async fn readyz(State(s): State<ServerState>) -> impl IntoResponse {
-    if s.ready.load(Ordering::Acquire) {
-        (StatusCode::OK, "ok")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "caches not synced")
+    answer(s.health.readiness())
+}
+
+fn answer(result: Result<String, String>) -> (StatusCode, String) {
+    match result {
+        Ok(report) => (StatusCode::OK, report),
+        Err(why) => (StatusCode::SERVICE_UNAVAILABLE, why),
     }
 }
 

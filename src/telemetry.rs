@@ -4,12 +4,16 @@ use tracing_subscriber::{fmt, prelude::*, EnvFilter};
 
 use crate::cli::LogFormat;
 
-/// Installs the global subscriber. An invalid filter falls back to `info,kube=warn` with a
+/// The default filter. kube-runtime's watcher warns at every retry of a failing watch (a 403
+/// every few seconds); the operator logs watch errors itself, once per change of their cause.
+pub const DEFAULT_FILTER: &str = "info,kube=warn,kube_runtime::watcher=error";
+
+/// Installs the global subscriber. An invalid filter falls back to [`DEFAULT_FILTER`] with a
 /// warning, rather than failing to start.
 pub fn init(format: LogFormat, filter: &str) {
     let (filter, bad) = match EnvFilter::try_new(filter) {
         Ok(f) => (f, None),
-        Err(e) => (EnvFilter::new("info,kube=warn"), Some(e)),
+        Err(e) => (EnvFilter::new(DEFAULT_FILTER), Some(e)),
     };
     let registry = tracing_subscriber::registry().with(filter);
     let result = match format {
@@ -20,6 +24,6 @@ pub fn init(format: LogFormat, filter: &str) {
         return; // already installed (tests)
     }
     if let Some(e) = bad {
-        tracing::warn!(error = %e, "invalid log filter, using info,kube=warn");
+        tracing::warn!(error = %e, "invalid log filter, using {DEFAULT_FILTER}");
     }
 }

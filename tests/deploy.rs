@@ -36,7 +36,7 @@ const GROUP: &str = "support.compliance.dev";
 const RUNBOOK_URL: &str = "https://github.com/support-operator/support-operator/blob/main/README.md#alerts";
 
 /// Metric names of the product contract (`shared/design/product.md`, Metrics), plus the controller's
-/// `support_leader` and `support_watch_objects_skipped_total`.
+/// `support_leader`, `support_watch_objects_skipped_total` and `support_watch_errors_total`.
 const CONTRACT_METRICS: &[&str] = &[
     "support_verdict",
     "support_findings",
@@ -50,6 +50,7 @@ const CONTRACT_METRICS: &[&str] = &[
     "support_reconcile_errors_total",
     "support_status_writes_total",
     "support_watch_objects_skipped_total",
+    "support_watch_errors_total",
     "support_leader",
 ];
 /// The histogram's series.
@@ -277,13 +278,13 @@ fn default_install_has_crds_rbac_and_a_hardened_deployment() {
     assert!(sa_subject(crb), "ClusterRoleBinding binds the ServiceAccount");
     assert_eq!(crb["roleRef"]["kind"], "ClusterRole");
     let cluster_role = find(docs, "ClusterRole", crb["roleRef"]["name"].as_str().unwrap());
+    // (Exactly what the operator calls: tests/operator.rs `rbac_grants_exactly_what_the_operator_calls`.)
     let required: &[(&str, &str, &[&str])] = &[
-        ("", "nodes", &["get", "list", "watch"]),
-        ("coordination.k8s.io", "leases", &["get", "list", "watch"]),
-        (GROUP, "supportpolicies", &["get", "list", "watch"]),
-        (GROUP, "supportstatuses", &["get", "list", "watch", "create", "patch", "update", "delete"]),
-        (GROUP, "supportstatuses/status", &["get", "patch", "update"]),
-        ("", "events", &["create", "patch"]),
+        ("", "nodes", &["list", "watch"]),
+        ("coordination.k8s.io", "leases", &["list", "watch"]),
+        (GROUP, "supportpolicies", &["list", "watch"]),
+        (GROUP, "supportstatuses", &["list", "watch", "create", "patch"]),
+        (GROUP, "supportstatuses/status", &["patch"]),
         ("events.k8s.io", "events", &["create", "patch"]),
     ];
     for (group, resource, verbs) in required {
@@ -306,7 +307,7 @@ fn default_install_has_crds_rbac_and_a_hardened_deployment() {
     assert!(sa_subject(rb), "RoleBinding binds the ServiceAccount");
     assert_eq!(rb["roleRef"]["kind"], "Role");
     let role = find(docs, "Role", rb["roleRef"]["name"].as_str().unwrap());
-    for verb in ["create", "get", "update", "patch"] {
+    for verb in ["create", "get", "update"] {
         assert!(allows(role, "coordination.k8s.io", "leases", verb), "leader-election Role must allow {verb} leases");
     }
 }

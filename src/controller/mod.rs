@@ -3,12 +3,15 @@
 //! Every reconcile is gather (caches only) → evaluate (the pure engine) → write (only changes).
 
 pub mod clock;
+pub mod error;
+mod leases;
 mod reconcile;
+mod runtime;
 mod triggers;
+mod watches;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -18,17 +21,25 @@ use kube::core::DeserializeGuard;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::{watcher, WatchStreamExt};
+use kube::runtime::watcher::Event;
 use kube::{Api, Client};
 use tokio::sync::watch;
 
-use crate::crd::v1alpha1::{SupportPolicy, SupportReport, SupportStatus};
+use crate::crd::v1alpha1::{SupportPolicy, SupportReport, SupportStatus, Verdict};
+use crate::health::{Health, HealthSettings};
 use crate::k8s::leader::{self, LeaderConfig, Leadership};
-use crate::k8s::objects::{CachedLease, CachedNode};
+use crate::k8s::objects::CachedNode;
 use crate::metrics::Metrics;
 use crate::server::{self, ServerState};
 use crate::snapshot::ClusterSnapshot;
 use clock::Clock;
+pub use error::{Category, Error};
+use leases::{LeaseCache, LeaseWatches};
+use runtime::{elector_end, Tasks};
+use watches::{applied, watch_all, SYNCED_ALL, SYNCED_NODES, SYNCED_POLICIES, SYNCED_STATUSES};
+
+/// How long in-flight reconciles may finish their writes after SIGTERM before they are abandoned.
+const DRAIN: Duration = Duration::from_secs(10);
 
 /// How the operator runs.
 #[derive(Debug, Clone)]
@@ -45,24 +56,8 @@ pub struct Settings {
     pub identity: String,
     /// Told the address the HTTP server bound (useful with port 0).
     pub report_addr: Option<tokio::sync::mpsc::UnboundedSender<SocketAddr>>,
-}
-
-/// Errors of one reconcile.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// A Kubernetes API call failed.
-    #[error("Kubernetes API error: {0}")]
-    Api(#[from] kube::Error),
-}
-
-impl Error {
-    /// A bounded label value for metrics and Event reasons.
-    pub fn category(&self) -> &'static str {
-        match self {
-            Error::Api(kube::Error::Api(s)) if s.code == 409 => "conflict",
-            Error::Api(_) => "api",
-        }
-    }
+    /// The bounds of /healthz and /readyz.
+    pub health: HealthSettings,
 }
 
 /// Why the operator stopped.
@@ -91,141 +86,154 @@ pub struct Context {
     client: Client,
     clock: Arc<dyn Clock>,
     nodes: Store<DeserializeGuard<CachedNode>>,
-    leases: Store<DeserializeGuard<CachedLease>>,
+    leases: Arc<LeaseCache>,
     statuses: Store<DeserializeGuard<SupportStatus>>,
     policies: Store<DeserializeGuard<SupportPolicy>>,
     cluster: RwLock<ClusterInfo>,
     metrics: Arc<Metrics>,
+    health: Arc<Health>,
     leadership: Leadership,
     recorder: Recorder,
     /// The status last written per policy with its resourceVersion, until the cache shows it
     /// (the cache lags our own writes by a watch event).
     written: Mutex<HashMap<String, (Option<String>, SupportReport)>>,
+    /// The verdict this replica last wrote per policy (what a verdict Event compares with).
+    verdicts: Mutex<HashMap<String, Option<Verdict>>>,
     /// Consecutive failures per policy, for the backoff.
     failures: Mutex<HashMap<String, u32>>,
     resync: Duration,
     /// True once every cache synced and discovery answered: no evaluation before (a half-filled
     /// cache would write a wrong status, then the right one, with Events for both).
     ready: watch::Receiver<bool>,
+    /// True once the operator stops: no evaluation starts.
+    stopping: watch::Receiver<bool>,
 }
 
 impl Context {
-    /// The snapshot of the caches that `policy_leases` needs: no API call.
-    fn snapshot(&self, policy_leases: &[(String, String)]) -> ClusterSnapshot {
+    /// The snapshot of the caches with the Leases `policy_leases` (no API call); `None` while
+    /// one of those Leases has not been read yet.
+    fn snapshot(&self, policy_leases: &[(String, String)]) -> Option<ClusterSnapshot> {
+        let leases = self.leases.get(policy_leases)?;
         let nodes = self.nodes.state().iter().filter_map(|n| n.0.as_ref().ok().map(|n| n.info.clone())).collect();
-        let leases = policy_leases
-            .iter()
-            .filter_map(|(ns, name)| {
-                let lease = self.leases.get(&ObjectRef::new(name).within(ns))?;
-                lease.0.as_ref().ok().map(|l| ((ns.clone(), name.clone()), l.info.clone()))
-            })
-            .collect::<BTreeMap<_, _>>();
         let info = self.cluster.read().unwrap_or_else(|e| e.into_inner()).clone();
-        ClusterSnapshot { server_version: info.server_version, nodes, leases, api_versions: info.api_versions }
+        Some(ClusterSnapshot { server_version: info.server_version, nodes, leases, api_versions: info.api_versions })
     }
 
     /// Forgets what was written for policies that no longer exist.
     fn prune_written(&self) {
-        self.written
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .retain(|p, _| self.policies.get(&ObjectRef::new(p)).is_some());
+        let exists = |p: &String| self.policies.get(&ObjectRef::new(p)).is_some();
+        self.written.lock().unwrap_or_else(|e| e.into_inner()).retain(|p, _| exists(p));
+        self.verdicts.lock().unwrap_or_else(|e| e.into_inner()).retain(|p, _| exists(p));
+    }
+
+    /// Forgets every write (leadership lost: another replica writes meanwhile).
+    fn forget_writes(&self) {
+        self.written.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        self.verdicts.lock().unwrap_or_else(|e| e.into_inner()).clear();
     }
 }
 
-/// Runs the operator until `shutdown` turns true. Returns an error when a supervised task
-/// (server, leader election) dies, so the process exits non-zero.
+/// Runs the operator until `shutdown` turns true, then drains in order: no new evaluation,
+/// in-flight writes finish (or are abandoned after `DRAIN`), the Lease is released (within a
+/// deadline), every task stops. Returns an error when a supervised task dies first, so that the
+/// process exits non-zero (after the same drain).
 pub async fn run(
     client: Client,
     settings: Settings,
     clock: Arc<dyn Clock>,
-    shutdown: watch::Receiver<bool>,
+    mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), RunError> {
     let metrics = Arc::new(Metrics::new());
-    let ready = Arc::new(AtomicBool::new(false));
+    for c in Category::ALL {
+        metrics.reconcile_errors.with_label_values(&[c.as_str()]);
+    }
+    let health = Arc::new(Health::new(settings.health));
+    let mut tasks = Tasks::default();
 
-    // HTTP server.
+    // HTTP server, up until the very end.
     let (bound_tx, bound_rx) = tokio::sync::oneshot::channel();
-    let server_state = ServerState { metrics: metrics.clone(), ready: ready.clone() };
-    let mut server_shutdown = shutdown.clone();
-    let server = tokio::spawn(server::serve(settings.metrics_addr, server_state, bound_tx, async move {
-        let _ = server_shutdown.wait_for(|s| *s).await;
-    }));
-    if let Ok(addr) = bound_rx.await {
-        tracing::info!(%addr, "serving /metrics, /healthz and /readyz");
-        if let Some(tx) = &settings.report_addr {
-            let _ = tx.send(addr);
+    let server_state = ServerState { metrics: metrics.clone(), health: health.clone() };
+    tasks.spawn("metrics server", async move {
+        server::serve(settings.metrics_addr, server_state, bound_tx, std::future::pending()).await?;
+        Err(RunError::Task("metrics server"))
+    });
+    match bound_rx.await {
+        Ok(addr) => {
+            tracing::info!(%addr, "serving /metrics, /healthz and /readyz");
+            if let Some(tx) = &settings.report_addr {
+                let _ = tx.send(addr);
+            }
         }
+        Err(_) => return Err(tasks.first_failure().await),
     }
 
     // Leadership.
     let leadership = match &settings.leader {
         None => Leadership::always(),
-        Some(_) => Leadership::elected(),
+        Some(cfg) => Leadership::elected(cfg.period()),
     };
-    let elector = settings.leader.clone().map(|cfg| {
+    let (release_tx, release_rx) = watch::channel(false);
+    let mut elector = settings.leader.clone().map(|cfg| {
         let api: Api<Lease> = Api::namespaced(client.clone(), &cfg.namespace);
-        tokio::spawn(leader::run(api, cfg, leadership.clone(), shutdown.clone()))
+        tokio::spawn(leader::run(api, cfg, leadership.clone(), health.clone(), release_rx))
     });
 
-    // Caches. Each is driven by a task of its own, so it syncs whatever the controller does, and
-    // reports its first complete list (InitDone) for /readyz. (Readiness is not taken from
-    // `Store::wait_until_ready`: its one-shot wakes a single waiter, and the controller waits
-    // on the policy store itself.)
+    // Caches, each driven by a task of its own so that it syncs whatever the controller does.
     let (synced_tx, synced_rx) = watch::channel(0u8);
     let synced_tx = Arc::new(synced_tx);
-
     let (policy_store, policy_writer) = reflector::store();
-    let policy_events =
-        watcher(Api::<DeserializeGuard<SupportPolicy>>::all(client.clone()), watcher::Config::default().any_semantic())
-            .default_backoff()
-            .reflect(policy_writer)
-            .inspect(mark_synced(synced_tx.clone(), SYNCED_POLICIES))
-            .applied_objects();
+    let policy_events = watch_all(
+        Api::<DeserializeGuard<SupportPolicy>>::all(client.clone()),
+        policy_writer,
+        "SupportPolicy",
+        &metrics,
+        &health,
+        (synced_tx.clone(), SYNCED_POLICIES),
+    );
     let (nodes, node_writer) = reflector::store();
-    let node_events =
-        watcher(Api::<DeserializeGuard<CachedNode>>::all(client.clone()), watcher::Config::default().any_semantic())
-            .default_backoff()
-            .reflect(node_writer)
-            .inspect(mark_synced(synced_tx.clone(), SYNCED_NODES));
-    let (leases, lease_writer) = reflector::store();
-    // Kubelet heartbeats (kube-node-lease) are the bulk of Lease traffic and never a policy's.
-    let lease_events = watcher(
-        Api::<DeserializeGuard<CachedLease>>::all(client.clone()),
-        watcher::Config::default().any_semantic().fields("metadata.namespace!=kube-node-lease"),
-    )
-    .default_backoff()
-    .reflect(lease_writer)
-    .inspect(mark_synced(synced_tx.clone(), SYNCED_LEASES));
+    let node_events = watch_all(
+        Api::<DeserializeGuard<CachedNode>>::all(client.clone()),
+        node_writer,
+        "Node",
+        &metrics,
+        &health,
+        (synced_tx.clone(), SYNCED_NODES),
+    );
     let (statuses, status_writer) = reflector::store();
-    let status_events =
-        watcher(Api::<DeserializeGuard<SupportStatus>>::all(client.clone()), watcher::Config::default().any_semantic())
-            .default_backoff()
-            .reflect(status_writer)
-            .inspect(mark_synced(synced_tx.clone(), SYNCED_STATUSES))
-            .applied_objects();
+    let status_events = watch_all(
+        Api::<DeserializeGuard<SupportStatus>>::all(client.clone()),
+        status_writer,
+        "SupportStatus",
+        &metrics,
+        &health,
+        (synced_tx.clone(), SYNCED_STATUSES),
+    );
 
     let (ready_tx, ready_rx) = watch::channel(false);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let lease_cache = Arc::new(LeaseCache::default());
     let ctx = Arc::new(Context {
         client: client.clone(),
         clock: clock.clone(),
         nodes: nodes.clone(),
-        leases: leases.clone(),
+        leases: lease_cache.clone(),
         statuses: statuses.clone(),
         policies: policy_store.clone(),
         cluster: RwLock::new(ClusterInfo::default()),
         metrics: metrics.clone(),
+        health: health.clone(),
         leadership: leadership.clone(),
         recorder: Recorder::new(
             client.clone(),
             Reporter { controller: "support-operator".into(), instance: Some(settings.identity.clone()) },
         ),
         written: Mutex::new(HashMap::new()),
+        verdicts: Mutex::new(HashMap::new()),
         failures: Mutex::new(HashMap::new()),
         resync: settings.resync,
         ready: ready_rx,
+        stopping: stop_rx.clone(),
     });
-
     {
         let policies = policy_store.clone();
         metrics.set_policy_filter(move |p| policies.get(&ObjectRef::new(p)).is_some());
@@ -233,34 +241,26 @@ pub async fn run(
 
     // Discovery, refreshed in the background; a change re-evaluates every policy.
     let (discovery_tx, discovery_rx) = watch::channel(());
-    let discovery = tokio::spawn(triggers::discovery_loop(
-        ctx.clone(),
-        settings.discovery_interval,
-        discovery_tx,
-        shutdown.clone(),
-    ));
+    tasks.spawn_forever("discovery", triggers::discovery_loop(ctx.clone(), settings.discovery_interval, discovery_tx));
 
     // Readiness: every cache synced and discovery answered once.
     {
-        let (ctx, ready) = (ctx.clone(), ready.clone());
-        let (mut synced, mut discovered) = (synced_rx, discovery_rx.clone());
-        tokio::spawn(async move {
-            if synced.wait_for(|m| *m == SYNCED_ALL).await.is_err() {
-                return;
-            }
+        let (ctx, mut synced, mut discovered) = (ctx.clone(), synced_rx, discovery_rx.clone());
+        tasks.spawn("readiness", async move {
+            let _ = synced.wait_for(|m| *m == SYNCED_ALL).await;
             while ctx.cluster.read().unwrap_or_else(|e| e.into_inner()).server_version.is_none() {
                 if discovered.changed().await.is_err() {
-                    return;
+                    return Err(RunError::Task("readiness"));
                 }
             }
-            ready.store(true, Ordering::Release);
+            ctx.health.set_synced();
             ready_tx.send_replace(true);
             tracing::info!("caches synced; ready");
+            std::future::pending().await
         });
     }
 
-    // The caches are driven by their own tasks, so they sync whatever the controller does;
-    // their content changes coalesce into one "re-evaluate everything" signal.
+    // Content changes of the caches coalesce into one "re-evaluate everything" signal.
     let changed = Arc::new(watch::channel(()).0);
     let signal = |changed: Arc<watch::Sender<()>>| {
         move |()| {
@@ -268,119 +268,101 @@ pub async fn run(
             std::future::ready(())
         }
     };
-    let (status_tx, status_rx) = futures::channel::mpsc::unbounded();
+    let (policies_changed_tx, policies_changed_rx) = watch::channel(());
     let (policy_tx, policy_rx) = futures::channel::mpsc::unbounded();
-    let mut drivers = AbortOnDrop(vec![
-        tokio::spawn(policy_events.for_each(move |event| {
-            match event {
-                Ok(policy) => {
-                    let _ = policy_tx.unbounded_send(Ok(policy));
-                }
-                Err(e) => tracing::warn!(error = %e, "SupportPolicy watch error; the watcher retries with backoff"),
+    tasks.spawn_forever(
+        "SupportPolicy watch",
+        policy_events.for_each(move |event| {
+            if !matches!(event, Event::Init | Event::InitApply(_)) {
+                policies_changed_tx.send_replace(());
+            }
+            if let Some(policy) = applied(event) {
+                let _ = policy_tx.unbounded_send(policy);
             }
             std::future::ready(())
-        })),
-        tokio::spawn(triggers::node_changes(node_events, metrics.clone()).for_each(signal(changed.clone()))),
-        tokio::spawn(
-            triggers::lease_changes(lease_events, policy_store.clone(), metrics.clone())
-                .for_each(signal(changed.clone())),
-        ),
-        tokio::spawn(status_events.for_each(move |event| {
-            if let Ok(status) = event {
-                let _ = status_tx.unbounded_send(Ok(status));
+        }),
+    );
+    tasks.spawn_forever(
+        "Node watch",
+        triggers::node_changes(node_events, metrics.clone()).for_each(signal(changed.clone())),
+    );
+    let (status_tx, status_rx) = futures::channel::mpsc::unbounded();
+    tasks.spawn_forever(
+        "SupportStatus watch",
+        status_events.for_each(move |event| {
+            if let Some(status) = applied(event) {
+                let _ = status_tx.unbounded_send(status);
             }
             std::future::ready(())
-        })),
-    ]);
+        }),
+    );
+    let lease_watches = LeaseWatches {
+        client: client.clone(),
+        cache: lease_cache,
+        policies: policy_store.clone(),
+        metrics: metrics.clone(),
+        health: health.clone(),
+        changed: changed.clone(),
+    };
+    tasks.spawn("Lease watches", async move {
+        lease_watches.run(policies_changed_rx).await.map_err(RunError::Task)?;
+        Err(RunError::Task("Lease watches"))
+    });
+    tasks.spawn_forever("leadership", triggers::follow_leadership(ctx.clone(), changed.clone()));
+
     let triggers = futures::stream::select_all::<Vec<std::pin::Pin<Box<dyn Stream<Item = ()> + Send>>>>(vec![
         Box::pin(triggers::watch_changes(changed.subscribe())),
         Box::pin(triggers::watch_changes(discovery_rx)),
-        Box::pin(triggers::leadership_changes(leadership.subscribe(), metrics.clone())),
         Box::pin(triggers::clock_jumps(clock.jumps())),
     ]);
+    let mut stop_evaluating = stop_rx;
+    let mut controller = tokio::spawn(
+        Controller::for_stream(policy_rx, policy_store.clone())
+            .owns_stream(status_rx)
+            .reconcile_all_on(triggers)
+            .graceful_shutdown_on(async move {
+                let _ = stop_evaluating.wait_for(|s| *s).await;
+            })
+            .run(reconcile::reconcile, reconcile::error_policy, ctx.clone())
+            .for_each(|result| async move {
+                if let Err(e) = result {
+                    tracing::debug!(error = %e, "controller event");
+                }
+            }),
+    );
 
-    let mut controller_shutdown = shutdown.clone();
-    let controller = Controller::for_stream(policy_rx, policy_store.clone())
-        .owns_stream(status_rx)
-        .reconcile_all_on(triggers)
-        .graceful_shutdown_on(async move {
-            let _ = controller_shutdown.wait_for(|s| *s).await;
-        })
-        .run(reconcile::reconcile, reconcile::error_policy, ctx.clone())
-        .for_each(|result| async move {
-            if let Err(e) = result {
-                tracing::debug!(error = %e, "controller event");
-            }
-        });
-
-    let elector_done = async {
-        match elector {
-            Some(handle) => match handle.await {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(e)) => Err(RunError::Leader(e)),
-                Err(_) => Err(RunError::Task("leader election")),
-            },
-            None => std::future::pending().await,
-        }
+    let outcome = tokio::select! {
+        _ = shutdown.wait_for(|s| *s) => Ok(()), // also when the sender is gone
+        e = tasks.first_failure() => Err(e),
+        _ = &mut controller => Err(RunError::Task("controller")),
+        r = elector_end(&mut elector) => Err(r),
     };
-    let mut shutdown_wait = shutdown.clone();
-    tokio::select! {
-        _ = controller => {}
-        r = server => {
-            return match r {
-                Ok(Ok(())) if *shutdown_wait.borrow() => Ok(()),
-                Ok(Err(e)) => Err(RunError::Server(e)),
-                _ => Err(RunError::Task("metrics server")),
-            };
-        }
-        r = elector_done => {
-            if !*shutdown_wait.borrow() {
-                r?;
-                return Err(RunError::Task("leader election"));
-            }
-        }
-        _ = discovery => {
-            if !*shutdown_wait.borrow() {
-                return Err(RunError::Task("discovery"));
-            }
-        }
-        _ = futures::future::select_all(drivers.0.iter_mut()) => {
-            if !*shutdown_wait.borrow() {
-                return Err(RunError::Task("watch"));
-            }
-        }
+    match &outcome {
+        Ok(()) => tracing::info!("shutting down"),
+        Err(e) => tracing::error!(error = %e, "shutting down after a failure"),
     }
-    drop(drivers);
-    let _ = shutdown_wait.wait_for(|s| *s).await;
+
+    // 1. No new evaluation; in-flight reconciles finish their writes, within DRAIN.
+    stop_tx.send_replace(true);
+    if tokio::time::timeout(DRAIN, &mut controller).await.is_err() {
+        tracing::warn!(after = ?DRAIN, "abandoning the writes still in flight");
+        controller.abort();
+    }
+    // 2. The Lease is released (the elector bounds the release by a deadline of its own).
+    release_tx.send_replace(true);
+    let released = match (elector.take(), &settings.leader) {
+        (Some(handle), Some(cfg)) => match tokio::time::timeout(cfg.duration, handle).await {
+            Ok(Ok(result)) => result.map_err(RunError::from),
+            Ok(Err(_)) => Err(RunError::Task("leader election")),
+            Err(_) => Err(RunError::Task("leader election (release)")),
+        },
+        _ => Ok(()),
+    };
+    // 3. Every other task stops.
+    tasks.shutdown().await;
     metrics.leader.set(0);
     tracing::info!("stopped");
-    Ok(())
-}
-
-/// Sets `bit` in `synced` at the first complete list of a watch.
-fn mark_synced<K>(synced: Arc<watch::Sender<u8>>, bit: u8) -> impl FnMut(&Result<watcher::Event<K>, watcher::Error>) {
-    move |event| {
-        if matches!(event, Ok(watcher::Event::InitDone)) {
-            synced.send_if_modified(|m| std::mem::replace(m, *m | bit) != *m | bit);
-        }
-    }
-}
-
-const SYNCED_POLICIES: u8 = 1;
-const SYNCED_NODES: u8 = 2;
-const SYNCED_LEASES: u8 = 4;
-const SYNCED_STATUSES: u8 = 8;
-const SYNCED_ALL: u8 = 15;
-
-/// Tasks that end with the operator, however it ends.
-struct AbortOnDrop(Vec<tokio::task::JoinHandle<()>>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        for task in &self.0 {
-            task.abort();
-        }
-    }
+    outcome.and(released)
 }
 
 /// The requeue after a successful evaluation: at the next change, bounded by the resync.

@@ -3,7 +3,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::core::DeserializeGuard;
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
@@ -11,47 +10,75 @@ use kube::runtime::reflector::ObjectRef;
 use kube::{Api, Resource, ResourceExt};
 use rand::Rng;
 
-use super::{requeue_at, Context, Error};
+use super::error::{within, Call, Error};
+use super::{requeue_at, Context};
 use crate::crd::v1alpha1::{SupportPolicy, SupportReport, SupportStatus, Verdict};
 use crate::k8s::status;
 use crate::policy::{self, evaluate, report, Evaluation, Policy, PolicyError};
 
+/// The name of the controller's work in `/healthz`.
+pub(super) const LOOP: &str = "controller";
+
+/// The longest an API write of a reconcile may take.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Retry of a write held back because the Lease is about to lapse.
+const DEFERRED: Duration = Duration::from_secs(1);
+
+/// The API limit of an Event's `note`, in bytes.
+const NOTE_LIMIT: usize = 1024;
+
+/// Whether the writes of a reconcile happened.
+enum Written {
+    Done,
+    /// Held back: less than the safety margin of the Lease is left.
+    Deferred,
+}
+
 /// Evaluates one policy and writes its status if it changed.
 #[tracing::instrument(skip_all, fields(policy = %obj.name_any()))]
 pub(super) async fn reconcile(obj: Arc<DeserializeGuard<SupportPolicy>>, ctx: Arc<Context>) -> Result<Action, Error> {
-    // Nothing is evaluated from half-filled caches.
-    if ctx.ready.clone().wait_for(|ready| *ready).await.is_err() {
-        return Ok(Action::await_change());
+    // Nothing is evaluated from half-filled caches, nor once the operator stops.
+    let (mut ready, mut stopping) = (ctx.ready.clone(), ctx.stopping.clone());
+    tokio::select! {
+        r = ready.wait_for(|ready| *ready) => if r.is_err() { return Ok(Action::await_change()) },
+        _ = stopping.wait_for(|stop| *stop) => return Ok(Action::await_change()),
     }
+    // A policy that cannot be read or resolved is reported as invalid; nothing else is evaluated.
+    let resolved = match &obj.0 {
+        Err(invalid) => {
+            ctx.metrics.skipped_objects.with_label_values(&["SupportPolicy"]).inc();
+            Err(vec![PolicyError { field: "spec".into(), reason: format!("cannot be read: {}", invalid.error) }])
+        }
+        Ok(p) => Policy::resolve(&p.spec),
+    };
+    let leases: Vec<(String, String)> = match &resolved {
+        Ok(p) => p.heartbeats.iter().map(|h| (h.namespace.clone(), h.lease.clone())).collect(),
+        Err(_) => Vec::new(),
+    };
+    let Some(snapshot) = ctx.snapshot(&leases) else {
+        // The Leases it names are not read yet: their first list triggers a reconcile.
+        return Ok(Action::await_change());
+    };
+
+    let _busy = ctx.health.busy(LOOP);
     let _timer = ctx.metrics.reconcile_duration.start_timer();
     ctx.prune_written();
     ctx.metrics.prune();
     let name = obj.name_any();
     let now = ctx.clock.now();
-    let generation = obj.meta().generation;
-
-    // A policy that cannot be read or resolved is reported as invalid; nothing else is evaluated.
-    let evaluation = match &obj.0 {
-        Err(invalid) => {
-            ctx.metrics.skipped_objects.with_label_values(&["SupportPolicy"]).inc();
-            evaluate::invalid(vec![PolicyError {
-                field: "spec".into(),
-                reason: format!("cannot be read: {}", invalid.error),
-            }])
-        }
-        Ok(p) => match Policy::resolve(&p.spec) {
-            Ok(resolved) => {
-                let leases: Vec<(String, String)> =
-                    resolved.heartbeats.iter().map(|h| (h.namespace.clone(), h.lease.clone())).collect();
-                policy::evaluate_resolved(&resolved, &ctx.snapshot(&leases), now)
-            }
-            Err(errors) => evaluate::invalid(errors),
-        },
+    let evaluation = match resolved {
+        Ok(resolved) => policy::evaluate_resolved(&resolved, &snapshot, now),
+        Err(errors) => evaluate::invalid(errors),
     };
 
     if ctx.leadership.is_leader() {
-        write(&obj, &name, generation, &evaluation, &ctx, now).await?;
-        ctx.metrics.record(&name, &evaluation);
+        if let Written::Deferred = write(&obj, &name, &evaluation, &ctx, now).await? {
+            return Ok(Action::requeue(DEFERRED));
+        }
+        // Recorded only while still the leader, atomically with the end of leadership clearing
+        // every series: a replica that lost the Lease during the write keeps none.
+        ctx.leadership.while_leader(|| ctx.metrics.record(&name, &evaluation));
     }
     ctx.failures.lock().unwrap_or_else(|e| e.into_inner()).remove(&name);
 
@@ -62,32 +89,36 @@ pub(super) async fn reconcile(obj: Arc<DeserializeGuard<SupportPolicy>>, ctx: Ar
     Ok(requeue_at(evaluation.next_change, now, ctx.resync))
 }
 
+/// The time a write starting now may take, if one may start.
+fn budget(ctx: &Context) -> Option<Duration> {
+    ctx.leadership.write_budget().map(|left| left.min(WRITE_TIMEOUT))
+}
+
 /// Writes the SupportStatus of `name`: the object when missing, the status when it changed,
 /// an Event when the verdict changed.
 async fn write(
     obj: &DeserializeGuard<SupportPolicy>,
     name: &str,
-    generation: Option<i64>,
     evaluation: &Evaluation,
     ctx: &Context,
     now: chrono::DateTime<chrono::Utc>,
-) -> Result<(), Error> {
+) -> Result<Written, Error> {
     let api: Api<SupportStatus> = Api::all(ctx.client.clone());
     let cached = ctx.statuses.get(&ObjectRef::new(name));
     let cached_ok = cached.as_ref().and_then(|c| c.0.as_ref().ok());
-    let owner = owner_reference(obj);
-    let owned = cached_ok.is_some_and(|c| {
-        c.metadata
-            .owner_references
-            .as_ref()
-            .is_some_and(|o| o.iter().any(|r| Some(&r.uid) == owner.as_ref().map(|o| &o.uid)))
-    });
+    let Some(uid) = obj.meta().uid.clone() else {
+        return Err(Error::Internal(format!(
+            "SupportPolicy {name} has no uid: its SupportStatus cannot name its owner"
+        )));
+    };
+    let owned = cached_ok.is_some_and(|c| c.owner_references().iter().any(|r| r.uid == uid));
     if !owned {
+        let Some(budget) = budget(ctx) else { return Ok(Written::Deferred) };
         let policy = SupportPolicy {
             metadata: obj.meta().clone(),
             spec: obj.0.as_ref().map(|p| p.spec.clone()).unwrap_or_default(),
         };
-        status::apply_object(&api, &policy).await?;
+        within(Call::ApplyObject, budget, status::apply_object(&api, &policy)).await?;
     }
 
     let previous: Option<SupportReport> = cached_ok.and_then(|c| c.status.clone());
@@ -102,32 +133,34 @@ async fn write(
         written.get(name).map(|(_, r)| r.clone())
     };
     let base = last_written.as_ref().or(previous.as_ref());
-    let next = report::report(evaluation, base, generation, now);
+    let next = report::report(evaluation, base, obj.meta().generation, now);
     let unchanged = previous.as_ref() == Some(&next) || last_written.as_ref() == Some(&next);
     if unchanged {
-        return Ok(());
+        return Ok(Written::Done);
     }
-    let rv = status::apply_status(&api, name, &next).await?;
+    let Some(budget) = budget(ctx) else { return Ok(Written::Deferred) };
+    let rv = within(Call::ApplyStatus, budget, status::apply_status(&api, name, &next)).await?;
     ctx.metrics.status_writes.inc();
     ctx.written.lock().unwrap_or_else(|e| e.into_inner()).insert(name.to_string(), (rv, next.clone()));
 
-    let before = base.and_then(|b| b.verdict);
+    // The verdict before is the one this replica wrote, if it remembers one: a status someone
+    // else changed and that is now put back is not a change of the verdict.
+    let remembered = ctx.verdicts.lock().unwrap_or_else(|e| e.into_inner()).insert(name.to_string(), next.verdict);
+    let before = remembered.unwrap_or_else(|| base.and_then(|b| b.verdict));
     if before != next.verdict {
         publish_event(obj, ctx, before, &next).await;
     }
-    Ok(())
+    Ok(Written::Done)
 }
 
-fn owner_reference(obj: &DeserializeGuard<SupportPolicy>) -> Option<OwnerReference> {
-    let meta = obj.meta();
-    Some(OwnerReference {
-        api_version: SupportPolicy::api_version(&()).into_owned(),
-        kind: SupportPolicy::kind(&()).into_owned(),
-        name: meta.name.clone()?,
-        uid: meta.uid.clone()?,
-        controller: Some(true),
-        block_owner_deletion: Some(true),
-    })
+/// At most `limit` bytes of `s`, cut at a character boundary and ended with `…` when cut.
+pub(super) fn cut_to_bytes(s: &str, limit: usize) -> String {
+    if s.len() <= limit {
+        return s.to_string();
+    }
+    let room = limit.saturating_sub('…'.len_utf8());
+    let end = s.char_indices().map(|(i, c)| i + c.len_utf8()).take_while(|end| *end <= room).last().unwrap_or(0);
+    format!("{}…", &s[..end])
 }
 
 async fn publish_event(
@@ -151,21 +184,23 @@ async fn publish_event(
     let event = Event {
         type_: if worse { EventType::Warning } else { EventType::Normal },
         reason: format!("Verdict{}", after.as_str()),
-        note: Some(note.chars().take(1024).collect()),
+        note: Some(cut_to_bytes(&note, NOTE_LIMIT)),
         action: "Evaluate".into(),
         secondary: None,
     };
     let reference = obj.object_ref(&());
-    if let Err(e) = ctx.recorder.publish(&event, &reference).await {
+    let Some(budget) = budget(ctx) else { return };
+    if let Err(e) = within(Call::PublishEvent, budget, ctx.recorder.publish(&event, &reference)).await {
         tracing::warn!(error = %e, "cannot record the verdict event");
-        ctx.metrics.reconcile_errors.with_label_values(&["api"]).inc();
+        ctx.metrics.reconcile_errors.with_label_values(&[e.category().as_str()]).inc();
     }
 }
 
 /// API errors: exponential backoff with jitter per policy (1 s doubling to 5 min, ±25 %).
 pub(super) fn error_policy(obj: Arc<DeserializeGuard<SupportPolicy>>, error: &Error, ctx: Arc<Context>) -> Action {
     let name = obj.name_any();
-    ctx.metrics.reconcile_errors.with_label_values(&[error.category()]).inc();
+    let category = error.category().as_str();
+    ctx.metrics.reconcile_errors.with_label_values(&[category]).inc();
     let attempt = {
         let mut failures = ctx.failures.lock().unwrap_or_else(|e| e.into_inner());
         let n = failures.entry(name.clone()).or_default();
@@ -173,7 +208,7 @@ pub(super) fn error_policy(obj: Arc<DeserializeGuard<SupportPolicy>>, error: &Er
         *n
     };
     let delay = backoff(attempt, rand::rng().random_range(0.75..1.25));
-    tracing::warn!(policy = %name, error = %error, category = error.category(), attempt, retry_in = ?delay, "reconcile failed");
+    tracing::warn!(policy = %name, error = %error, category, attempt, retry_in = ?delay, "reconcile failed");
     Action::requeue(delay)
 }
 
@@ -193,5 +228,20 @@ mod tests {
         assert_eq!(backoff(4, 1.0), Duration::from_secs(8));
         assert_eq!(backoff(30, 1.0), Duration::from_secs(300));
         assert_eq!(backoff(2, 1.25), Duration::from_millis(2500));
+    }
+
+    #[test]
+    fn event_notes_are_cut_in_bytes_at_a_character_boundary() {
+        assert_eq!(cut_to_bytes("short", NOTE_LIMIT), "short");
+        // 1,020 ASCII bytes then multi-byte characters: 1,024 characters are far more than 1 KiB.
+        let note = format!("{}{}", "a".repeat(1020), "×…ä".repeat(100));
+        let cut = cut_to_bytes(&note, NOTE_LIMIT);
+        assert!(cut.len() <= NOTE_LIMIT, "{} bytes", cut.len());
+        assert!(cut.ends_with('…') && cut.starts_with(&"a".repeat(1020)));
+        for limit in 0..12 {
+            let cut = cut_to_bytes("€€€€€", limit);
+            assert!(cut.len() <= limit.max('…'.len_utf8()), "{limit}: {cut:?}");
+        }
+        assert_eq!(cut_to_bytes("€€€€€", 9), "€€…");
     }
 }

@@ -9,12 +9,12 @@
 
 #![allow(dead_code)]
 
-use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
+use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Node;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
@@ -25,6 +25,8 @@ use support_operator::crd::v1alpha1::{SupportPolicy, SupportStatus, Verdict};
 use support_operator::k8s::leader::LeaderConfig;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+
+pub use test_apiserver::eventually;
 
 /// The instant the scenarios start at.
 pub const NOW: &str = "2026-11-25T12:00:00Z";
@@ -41,22 +43,9 @@ pub fn rfc3339(t: DateTime<Utc>) -> String {
     support_operator::time::format(t)
 }
 
-/// Polls `cond` until it holds or `timeout` passes.
-pub async fn eventually<F, Fut>(timeout: Duration, what: &str, mut cond: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        if cond().await {
-            return;
-        }
-        if tokio::time::Instant::now() >= deadline {
-            panic!("timed out after {timeout:?} waiting for: {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+/// A `MicroTime` as the API writes it.
+pub fn rfc3339_micro(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
 }
 
 /// A running operator, in this process.
@@ -70,6 +59,16 @@ pub struct Operator {
 impl Operator {
     /// Starts an operator; `leader` gives (identity, namespace) to elect a leader.
     pub async fn start(client: Client, clock: ShiftedClock, leader: Option<(&str, &str)>) -> Operator {
+        Self::start_with(client, clock, leader, |_| {}).await
+    }
+
+    /// Starts an operator with settings changed by `tweak`.
+    pub async fn start_with(
+        client: Client,
+        clock: ShiftedClock,
+        leader: Option<(&str, &str)>,
+        tweak: impl FnOnce(&mut Settings),
+    ) -> Operator {
         // `TEST_LOG=debug cargo test …` shows the operator's logs.
         if let Ok(filter) = std::env::var("TEST_LOG") {
             support_operator::telemetry::init(support_operator::cli::LogFormat::Plain, &filter);
@@ -87,7 +86,10 @@ impl Operator {
             discovery_interval: Duration::from_secs(600),
             identity: leader.map(|(i, _)| i.to_string()).unwrap_or_else(|| "test".into()),
             report_addr: Some(tx),
+            health: Default::default(),
         };
+        let mut settings = settings;
+        tweak(&mut settings);
         let (stop, stop_rx) = watch::channel(false);
         let handle = tokio::spawn(controller::run(client, settings, Arc::new(clock.clone()), stop_rx));
         let addr = tokio::time::timeout(WAIT, rx.recv()).await.expect("the operator serves metrics").expect("address");
@@ -140,6 +142,33 @@ impl Operator {
     }
 }
 
+impl Operator {
+    /// The number of evaluations so far (reconciles that evaluated a policy).
+    pub async fn evaluations(&self) -> f64 {
+        self.sample("support_reconcile_duration_seconds_count", &[]).await.unwrap_or(0.0)
+    }
+
+    /// Waits until `value` stops changing (the same for 300 ms), and returns it: the operator has
+    /// finished reacting to what happened before.
+    pub async fn settled<F, Fut>(&self, mut value: F) -> f64
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = f64>,
+    {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        let mut last = value().await;
+        loop {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let now = value().await;
+            if now == last {
+                return now;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "still changing after {WAIT:?}");
+            last = now;
+        }
+    }
+}
+
 impl Drop for Operator {
     fn drop(&mut self) {
         let _ = self.stop.send(true);
@@ -148,15 +177,37 @@ impl Drop for Operator {
 
 /// Everything a scenario works with.
 pub struct Cluster {
+    /// The scenario's own client: what it creates, changes and reads.
     pub client: Client,
+    /// The client operators started by scenarios use: the same cluster, with the user agent
+    /// [`OPERATOR_AGENT`], so that the emulator's request log tells the operator's calls apart.
+    pub operator: Client,
     /// A short id unique to this scenario run.
     pub run: String,
 }
 
+/// The user agent of the operators the scenarios start.
+pub const OPERATOR_AGENT: &str = "support-operator-under-test";
+
+/// `config` with the operator's user agent.
+pub fn operator_config(mut config: kube::Config) -> kube::Config {
+    let agent = http::HeaderValue::from_static(OPERATOR_AGENT);
+    config.headers.push((http::header::USER_AGENT, agent));
+    config
+}
+
 impl Cluster {
-    pub fn new(client: Client, scenario: &str) -> Self {
-        let run = format!("{scenario}-{}", std::process::id() % 100_000);
-        Cluster { client, run }
+    pub fn new(config: kube::Config, scenario: &str) -> Self {
+        // Names must be DNS labels: `long_name_e2e` becomes `long-name-e2e`.
+        let run = format!("{}-{}", scenario.replace('_', "-"), std::process::id() % 100_000);
+        let client = Client::try_from(config.clone()).expect("a client");
+        let operator = Client::try_from(operator_config(config)).expect("a client");
+        Cluster { client, operator, run }
+    }
+
+    /// Starts an operator (no leader election) on the operator's client.
+    pub async fn start_operator(&self) -> Operator {
+        Operator::start(self.operator.clone(), ShiftedClock::at(now()), None).await
     }
 
     pub fn name(&self, n: &str) -> String {
@@ -211,6 +262,27 @@ impl Cluster {
         )
         .await
         .expect("label node");
+    }
+
+    pub async fn delete_node(&self, name: &str) {
+        let api: Api<Node> = Api::all(self.client.clone());
+        api.delete(&self.name(name), &DeleteParams::default()).await.expect("delete node");
+    }
+
+    /// Creates or replaces the Lease `namespace/name` (named after the run), last renewed at `renewed`.
+    pub async fn put_lease(&self, namespace: &str, name: &str, renewed: DateTime<Utc>) {
+        let api: Api<Lease> = Api::namespaced(self.client.clone(), namespace);
+        let lease = json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+            "metadata": {"name": self.name(name), "namespace": namespace},
+            "spec": {"holderIdentity": "agent", "renewTime": rfc3339_micro(renewed)}});
+        api.patch(&self.name(name), &PatchParams::apply("scenario").force(), &Patch::Apply(lease))
+            .await
+            .expect("apply lease");
+    }
+
+    pub async fn delete_lease(&self, namespace: &str, name: &str) {
+        let api: Api<Lease> = Api::namespaced(self.client.clone(), namespace);
+        api.delete(&self.name(name), &DeleteParams::default()).await.expect("delete lease");
     }
 
     pub async fn delete_nodes(&self) {
@@ -278,6 +350,11 @@ impl Cluster {
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
+    }
+
+    /// Waits until the verdict of `name` is `verdict`, and returns the status.
+    pub async fn wait_verdict(&self, name: &str, verdict: Verdict, what: &str) -> SupportStatus {
+        self.wait_status(name, what, |s| s.status.as_ref().is_some_and(|st| st.verdict == Some(verdict))).await
     }
 
     /// Events recorded about a policy (events.k8s.io/v1, namespace `default` for cluster-scoped objects).
@@ -405,11 +482,7 @@ pub async fn deadline_passes(c: &Cluster, op: &Operator) {
 
     // Three seconds before the deadline: nothing changes now, the requeue flips it.
     op.clock.set(end - TimeDelta::seconds(3));
-    let s = c
-        .wait_status("p", "Unsupported after the deadline passed", |s| {
-            s.status.as_ref().is_some_and(|st| st.verdict == Some(Verdict::Unsupported))
-        })
-        .await;
+    let s = c.wait_verdict("p", Verdict::Unsupported, "Unsupported after the deadline passed").await;
     let flipped =
         s.status.unwrap().conditions.into_iter().find(|c| c.type_ == "Supported").unwrap().last_transition_time;
     assert!(support_operator::time::from_k8s(&flipped) >= end, "the verdict flipped at the deadline, not before");
@@ -477,18 +550,15 @@ pub async fn invalid_policy_is_isolated(c: &Cluster) {
     c.apply_policy(&bad).await;
     c.apply_policy(&c.policy("good", json!({}))).await;
 
-    let s = c
-        .wait_status("bad", "Unknown", |s| s.status.as_ref().is_some_and(|st| st.verdict == Some(Verdict::Unknown)))
-        .await;
+    let s = c.wait_verdict("bad", Verdict::Unknown, "Unknown").await;
     let valid = s.status.as_ref().unwrap().conditions.iter().find(|c| c.type_ == "PolicyValid").unwrap();
     assert_eq!(valid.status, "False");
     assert!(valid.message.contains("spec.nodeImage.datePattern"), "{}", valid.message);
-    c.wait_status("good", "Supported", |s| s.status.as_ref().is_some_and(|st| st.verdict == Some(Verdict::Supported)))
-        .await;
+    c.wait_verdict("good", Verdict::Supported, "Supported").await;
 
     // A change in the cluster reaches the valid policy.
     c.set_ready("a", false, now() - TimeDelta::days(9)).await;
-    c.wait_status("good", "AtRisk", |s| s.status.as_ref().is_some_and(|st| st.verdict == Some(Verdict::AtRisk))).await;
+    c.wait_verdict("good", Verdict::AtRisk, "AtRisk").await;
     assert_eq!(c.verdict("bad").await, Some(Verdict::Unknown));
     c.cleanup(&["bad", "good"]).await;
 }
@@ -538,5 +608,155 @@ pub async fn metrics_match_status(c: &Cluster, op: &Operator) {
         .find(|s| s.labels.get("rule") == Some(next.rule.as_str()))
         .expect("next deadline series");
     assert_eq!(value(deadline), next.at.timestamp() as f64);
+    c.cleanup(&["p"]).await;
+}
+
+/// A node that has not changed since the operator started (it came with the first list) is
+/// noticed when it is deleted: the status and the metrics drop it at once, not at the next resync.
+pub async fn node_deleted_untouched_since_start(c: &Cluster) {
+    let since = now() - TimeDelta::days(2);
+    c.create_node("a", &day(-1), true, since).await;
+    c.create_node("b", &day(-1), false, since).await;
+    c.apply_policy(&c.policy("p", json!({}))).await;
+    let op = c.start_operator().await;
+    c.wait_status("p", "both nodes", |s| {
+        s.status.as_ref().is_some_and(|st| st.nodes.as_ref().is_some_and(|n| n.total == 2 && n.not_ready == 1))
+    })
+    .await;
+    let (policy, b) = (c.name("p"), c.name("b"));
+    let series_of_b =
+        || async { op.metrics().await.samples.iter().filter(|s| s.labels.get("node") == Some(b.as_str())).count() };
+    eventually(WAIT, "the series of node b", || async { series_of_b().await == 2 }).await;
+
+    c.delete_node("b").await;
+    c.wait_status("p", "node b gone", |s| {
+        s.status.as_ref().is_some_and(|st| st.nodes.as_ref().is_some_and(|n| n.total == 1 && n.not_ready == 0))
+    })
+    .await;
+    eventually(WAIT, "no series of node b", || async { series_of_b().await == 0 }).await;
+    assert!(
+        op.sample("support_verdict", &[("policy", &policy), ("verdict", "Supported")]).await == Some(1.0),
+        "the verdict without the NotReady node"
+    );
+    op.stop().await;
+    c.cleanup(&["p"]).await;
+}
+
+/// The first heartbeat of every node after the operator started (nodes from the first list)
+/// causes no evaluation: the operator knows what it read in the list.
+pub async fn first_heartbeats_after_start_evaluate_nothing(c: &Cluster) {
+    let since = now() - TimeDelta::days(5);
+    for n in ["a", "b", "c"] {
+        c.create_node(n, &day(-3), true, since).await;
+    }
+    c.apply_policy(&c.policy("p", json!({}))).await;
+    let op = c.start_operator().await;
+    c.wait_status("p", "3 nodes", |s| {
+        s.status.as_ref().is_some_and(|st| st.nodes.as_ref().is_some_and(|n| n.ready == 3))
+    })
+    .await;
+    let settled = op.settled(|| op.evaluations()).await;
+    for n in ["a", "b", "c"] {
+        c.heartbeat(n, since, now() + TimeDelta::seconds(1)).await;
+    }
+    // A change the rules read (labels), after the heartbeats on the same watch, that changes
+    // nothing in the status: once it is evaluated, every heartbeat before it has been seen.
+    c.label_node("a", "team", "payments").await;
+    eventually(WAIT, "the label change evaluated", || async { op.evaluations().await > settled }).await;
+    let after = op.settled(|| op.evaluations()).await;
+    assert_eq!(after - settled, 1.0, "3 heartbeats and one change caused {} evaluations", after - settled);
+    op.stop().await;
+    c.cleanup(&["p"]).await;
+}
+
+/// A Lease a policy names: its deletion is noticed although it has not changed since the
+/// operator started, and its renewal reaches the status.
+pub async fn named_lease_is_followed(c: &Cluster) {
+    let ns = "default";
+    c.put_lease(ns, "hb", now() - TimeDelta::days(25)).await;
+    c.create_node("a", &day(-1), true, now() - TimeDelta::days(1)).await;
+    let heartbeat = json!([{"name": "agent", "lease": {"namespace": ns, "name": c.name("hb")},
+                            "warnAfterDays": 20, "unsupportedAfterDays": 30}]);
+    c.apply_policy(&c.policy("p", json!({"heartbeats": heartbeat}))).await;
+    let op = c.start_operator().await;
+    let stale = |s: &SupportStatus, needle: &str| {
+        finding(s, "HeartbeatStale", "Heartbeat/agent").is_some_and(|f| f.message.contains(needle))
+    };
+    c.wait_status("p", "the heartbeat renewed 25 days ago", |s| stale(s, "was last renewed on")).await;
+
+    c.delete_lease(ns, "hb").await;
+    c.wait_status("p", "the deleted heartbeat Lease", |s| stale(s, "does not exist")).await;
+
+    c.put_lease(ns, "hb", now() - TimeDelta::hours(1)).await;
+    c.wait_status("p", "the heartbeat renewed an hour ago", |s| {
+        s.status.is_some() && finding(s, "HeartbeatStale", "Heartbeat/agent").is_none()
+    })
+    .await;
+    op.stop().await;
+    c.delete_lease(ns, "hb").await;
+    c.cleanup(&["p"]).await;
+}
+
+/// Events about verdict changes: a note over 1 KiB (bytes, not characters: messages hold `…`)
+/// is cut to fit, so the API server accepts it.
+pub async fn long_event_notes_fit_the_api_limit(c: &Cluster) {
+    // Three nodes with long names and a non-ASCII image in an annotation: the finding's message
+    // names them all, and its `…` and `ä` are several bytes each.
+    let api: Api<Node> = Api::all(c.client.clone());
+    let image = format!("äää-{}-{}", "x".repeat(70), day(-100));
+    for i in 0..3 {
+        // A DNS subdomain of 250 characters, in labels of at most 63.
+        let mut name = c.name(&format!("n{i}"));
+        while name.len() < 250 {
+            let label = "l".repeat((249 - name.len()).min(62));
+            name = format!("{name}.{label}");
+        }
+        let node: Node = serde_json::from_value(json!({
+            "apiVersion": "v1", "kind": "Node",
+            "metadata": {"name": name, "labels": {RUN_LABEL: c.run, "kubernetes.azure.com/agentpool": "pool1"},
+                         "annotations": {"example.com/image": image}},
+        }))
+        .unwrap();
+        api.create(&PostParams::default(), &node).await.expect("create node");
+    }
+    let policy = c.policy(
+        "p",
+        json!({"nodeImage": {"annotation": "example.com/image",
+                             "datePattern": r"(?P<year>\d{4})-(?P<month>\d{2})-(?P<day>\d{2})$",
+                             "warnAfterDays": 30, "unsupportedAfterDays": 90}}),
+    );
+    c.apply_policy(&policy).await;
+    let op = c.start_operator().await;
+    let s = c.wait_verdict("p", Verdict::Unsupported, "Unsupported").await;
+    assert_eq!(s.status.unwrap().findings[0].rule, "NodeImageOutdated");
+    eventually(WAIT, "the verdict Event", || async { !c.events_about("p").await.is_empty() }).await;
+    let note = c.events_about("p").await[0].note.clone().unwrap_or_default();
+    assert!(note.len() <= 1024, "{} bytes", note.len());
+    assert!(note.ends_with('…'), "the note was cut: {note}");
+    op.stop().await;
+    c.cleanup(&["p"]).await;
+}
+
+/// A status someone else changed is put back, and putting it back is not a verdict change: no Event.
+pub async fn tampered_status_is_restored_without_an_event(c: &Cluster) {
+    c.create_node("a", &day(-40), true, now() - TimeDelta::days(3)).await;
+    c.apply_policy(&c.policy("p", json!({}))).await;
+    let op = c.start_operator().await;
+    c.wait_verdict("p", Verdict::AtRisk, "AtRisk").await;
+    eventually(WAIT, "the first verdict Event", || async { !c.events_about("p").await.is_empty() }).await;
+    let events =
+        || async { c.events_about("p").await.iter().map(|e| e.series.as_ref().map_or(1, |s| s.count)).sum::<i32>() };
+    let before = events().await;
+    let writes = op.settled(|| async { op.sample("support_status_writes_total", &[]).await.unwrap_or(0.0) }).await;
+
+    let api: Api<SupportStatus> = Api::all(c.client.clone());
+    api.patch_status(&c.name("p"), &PatchParams::default(), &Patch::Merge(json!({"status": {"verdict": "Supported"}})))
+        .await
+        .unwrap();
+    c.wait_verdict("p", Verdict::AtRisk, "AtRisk again").await;
+    let restored = op.settled(|| async { op.sample("support_status_writes_total", &[]).await.unwrap_or(0.0) }).await;
+    assert_eq!(restored - writes, 1.0, "the status is written back once");
+    assert_eq!(events().await, before, "putting the status back recorded a verdict Event");
+    op.stop().await;
     c.cleanup(&["p"]).await;
 }

@@ -33,10 +33,11 @@
 //!   AlreadyExists), update (409 Conflict on a stale resourceVersion; without one, built-in
 //!   resources update unconditionally while custom resources answer 422, as a real server
 //!   does), merge patch (RFC 7386), JSON patch (RFC 6902), server-side apply with field
-//!   ownership and conflicts, `dryRun=All`, delete with finalizers (`deletionTimestamp`,
+//!   ownership and conflicts (201 when it creates), `dryRun=All`, delete with finalizers (`deletionTimestamp`,
 //!   removal when the last finalizer goes), preconditions, `propagationPolicy`,
 //!   deletecollection, and ownerReference garbage collection (synchronous, right after the
-//!   owner is removed). Deleting a Namespace deletes the objects in it.
+//!   owner is removed). Deleting a Namespace deletes the objects in it. The `note` of an
+//!   `events.k8s.io` Event is at most 1 KiB in bytes (422 otherwise).
 //! - **`/status` subresource**: writes to the main resource keep the stored `status`; writes
 //!   to `/status` change only `status`. `metadata.generation` (custom resources) increments
 //!   only when something outside `metadata` and `status` changes. Custom resources drop
@@ -54,17 +55,19 @@
 //! - **OpenAPI v3**: `/openapi/v3` and one document per served group/version with every path,
 //!   operation and query parameter (what kubectl reads to use server-side field validation), and
 //!   a custom resource's schema from its CRD; no schemas for built-in types.
-//! - **Test controls**: the request log ([`ApiServer::requests`], [`ApiServer::count`]),
+//! - **Test controls**: the request log ([`ApiServer::requests`], [`ApiServer::count`]; with
+//!   each request's `User-Agent`, to tell clients apart),
 //!   fault injection ([`ApiServer::fail_next`], [`ApiServer::set_delay`],
 //!   [`ApiServer::drop_watches`], [`ApiServer::expire_resource_versions`]), raw insertion
 //!   of malformed objects ([`ApiServer::insert_raw`]), counters ([`ApiServer::stats`]), direct
-//!   store access and [`wait_for`].
+//!   store access and [`eventually`]. A request that never answers is a long
+//!   [`ApiServer::delay_when`].
 //!
 //! # What it does not model
 //! - Authentication, authorization (RBAC), admission (webhooks, NamespaceLifecycle: objects
 //!   may be created in namespaces that do not exist), quotas, API priority and fairness.
-//! - OpenAPI schema validation, defaulting, pruning of unknown fields, CEL rules and
-//!   `fieldValidation`: custom resources are stored as sent.
+//! - OpenAPI schema validation (but for the Event `note` limit above), defaulting, pruning of
+//!   unknown fields, CEL rules and `fieldValidation`: custom resources are stored as sent.
 //! - Strategic merge patch semantics: it is applied as a JSON merge patch (lists replaced,
 //!   no `$patch` directives) for built-in resources, and rejected with 415 for custom
 //!   resources, as a real server does.
@@ -564,32 +567,15 @@ impl ApiServer {
     {
         self.delete_object(&Gvr::of::<K>(), namespace, name)
     }
-
-    // ----- waiting ----------------------------------------------------------------------------
-
-    /// Polls `cond` every 10 ms until it holds (`true`) or `timeout` passes (`false`).
-    pub async fn wait_for(&self, timeout: Duration, cond: impl FnMut() -> bool) -> bool {
-        wait_for(timeout, cond).await
-    }
 }
 
-/// Polls `cond` every 10 ms until it holds (`true`) or `timeout` passes (`false`).
-pub async fn wait_for(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        if cond() {
-            return true;
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
-/// Polls an async condition every 10 ms until it holds (`true`) or `timeout` passes
-/// (`false`).
-pub async fn wait_for_async<F, Fut>(timeout: Duration, mut cond: F) -> bool
+/// Waits until the async condition `cond` holds, polling every 10 ms; panics naming `what` after
+/// `timeout`. The one wait helper of the emulator's tests and of the operator's scenarios: a test
+/// waits on a condition, never for a fixed time.
+///
+/// # Panics
+/// When `cond` does not hold within `timeout`.
+pub async fn eventually<F, Fut>(timeout: Duration, what: &str, mut cond: F)
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
@@ -597,10 +583,10 @@ where
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
         if cond().await {
-            return true;
+            return;
         }
         if tokio::time::Instant::now() >= deadline {
-            return false;
+            panic!("timed out after {timeout:?} waiting for: {what}");
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }

@@ -32,6 +32,9 @@ pub struct RequestRecord {
     pub accept: Option<String>,
     /// The `fieldManager` query parameter.
     pub field_manager: Option<String>,
+    /// `User-Agent` of the request: tells the clients of one emulator apart (a real API server
+    /// tells them apart by their credentials).
+    pub user_agent: Option<String>,
     /// The request body (lossy UTF-8).
     pub body: String,
     /// The HTTP status answered; 0 while a fault predicate looks at the request.

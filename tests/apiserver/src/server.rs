@@ -297,6 +297,7 @@ pub(crate) async fn handle(inner: Arc<Inner>, req: Request<Incoming>) -> Result<
         query,
         content_type: header("content-type"),
         accept: header("accept"),
+        user_agent: header("user-agent"),
         field_manager: params.get("fieldManager").map(str::to_owned),
         body: String::from_utf8_lossy(&body).into_owned(),
         ..RequestRecord::default()
@@ -629,8 +630,15 @@ fn resource_request(
                 let obj = parse_json_body(body, "yaml")?;
                 let ctx = WriteCtx { sub, manager: Some(manager.to_owned()), dry_run };
                 let force = params.flag("force");
-                let applied = inner.store().apply(r.res, &ns, name, obj, &ctx, force)?;
-                return respond(&applied);
+                // An apply that creates the object answers 201 Created, as a real server does
+                // (and is authorized as `create` too).
+                let (applied, created) = {
+                    let mut store = inner.store();
+                    let existed = store.get(r.res, &ns, name).is_some();
+                    (store.apply(r.res, &ns, name, obj, &ctx, force)?, !existed)
+                };
+                let body = if metadata_only { partial(&applied) } else { (*applied).clone() };
+                return Ok(Reply::Response(json_response(if created { 201 } else { 200 }, &body)));
             }
             if params.get("force").is_some() {
                 return Err(options_invalid(

@@ -248,6 +248,24 @@ fn modified_conflict(def: &ResourceDef, name: &str) -> ApiError {
     }
 }
 
+/// The field validation of built-in types that clients can trip over (the rest of the OpenAPI
+/// validation is not modelled): `events.k8s.io/v1` Event `note` is at most 1 KiB in bytes.
+fn validate_fields(def: &ResourceDef, name: &str, obj: &Value) -> Result<(), ApiError> {
+    const NOTE_LIMIT: usize = 1024;
+    if def.group == "events.k8s.io" && def.plural == "events" {
+        let note = obj.get("note").and_then(Value::as_str).unwrap_or_default();
+        if note.len() > NOTE_LIMIT {
+            return Err(ApiError::invalid(
+                invalid_subject(def, name),
+                "note",
+                "FieldValueTooLong",
+                format!("Too long: may not be more than {NOTE_LIMIT} bytes"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Checks `apiVersion` and `kind` of a request body.
 fn check_type_meta(def: &ResourceDef, obj: &Value) -> Result<(), ApiError> {
     let Some(map) = obj.as_object() else {
@@ -796,6 +814,7 @@ impl Store {
                 format!("Invalid value: {name:?}: a lowercase RFC 1123 name must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character"),
             ));
         }
+        validate_fields(&def, &name, &obj)?;
         let key = self.key(res, ns, &name);
         if self.resources[res].objects.contains_key(&key) {
             return Err(ApiError::AlreadyExists(subject(&def, &name)));
@@ -1080,6 +1099,7 @@ impl Store {
         };
         fields::keep_unchanged_times(&old_entries, &mut entries);
         fields::write_managed(&mut candidate, &entries);
+        validate_fields(&def, meta_str(old, "name").unwrap_or_default(), &candidate)?;
 
         let key =
             self.key(res, meta_str(old, "namespace").unwrap_or_default(), meta_str(old, "name").unwrap_or_default());

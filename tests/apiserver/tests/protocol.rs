@@ -17,7 +17,7 @@ use kube::runtime::{reflector, watcher, WatchStreamExt};
 use kube::{Resource, ResourceExt};
 use serde_json::{json, Value};
 use stand_in::{Platform, SupportPolicy, SupportPolicySpec, SupportReport, SupportStatus, SupportStatusSpec, Verdict};
-use test_apiserver::{ApiServer, Fault, Gvr, ResourceDef};
+use test_apiserver::{eventually, ApiServer, Fault, Gvr, ResourceDef};
 
 /// Two custom resources shaped like the ones the emulator registers by default (the operator's
 /// own types are checked against the registrations in the operator's tests).
@@ -321,9 +321,7 @@ async fn dropping_the_server_shuts_it_down() {
     let ended = tokio::time::timeout(WAIT, async { while let Some(Ok(_)) = stream.next().await {} }).await;
     assert!(ended.is_ok(), "the watch stream ends");
     // …and the port is closed.
-    let closed =
-        test_apiserver::wait_for_async(WAIT, || async { tokio::net::TcpStream::connect(addr).await.is_err() }).await;
-    assert!(closed);
+    eventually(WAIT, "the port is closed", || async { tokio::net::TcpStream::connect(addr).await.is_err() }).await;
 }
 
 #[tokio::test]
@@ -866,14 +864,17 @@ async fn watcher_relists_after_410_on_its_own() {
         n.sort();
         n
     };
-    assert!(server.wait_for(WAIT, || names() == ["a", "b"] && server.open_watches() == 1).await);
+    eventually(WAIT, "a and b listed, one watch open", || async {
+        names() == ["a", "b"] && server.open_watches() == 1
+    })
+    .await;
 
     server.expire_resource_versions();
     server.drop_watches();
     server.delete_object(&Gvr::nodes(), None, "a");
     server.apply_object(node("c", &[]));
 
-    assert!(server.wait_for(WAIT, || names() == ["b", "c"]).await, "{:?}", names());
+    eventually(WAIT, "b and c after the relist", || async { names() == ["b", "c"] }).await;
     assert!(server.stats().watch_errors_sent >= 1, "the watcher resumed with an expired version");
     assert_eq!(server.count(|r| r.verb == "list" && r.resource == "nodes"), 2);
     driver.abort();
@@ -885,10 +886,10 @@ async fn dropped_watches_are_resumed_without_losing_events() {
     let api: Api<Node> = Api::all(server.client());
     let (reader, writer) = reflector::store();
     let driver = tokio::spawn(reflector(writer, watcher(api, watcher::Config::default())).for_each(|_| async {}));
-    assert!(server.wait_for(WAIT, || server.open_watches() == 1).await);
+    eventually(WAIT, "one watch open", || async { server.open_watches() == 1 }).await;
     server.drop_watches();
     server.apply_object(node("during-reconnect", &[]));
-    assert!(server.wait_for(WAIT, || reader.state().len() == 1).await);
+    eventually(WAIT, "the node created during the reconnect", || async { reader.state().len() == 1 }).await;
     assert!(server.count(|r| r.is_watch()) >= 2);
     // A clean resume needs no relist.
     assert_eq!(server.count(|r| r.verb == "list"), 1);
@@ -909,7 +910,7 @@ async fn bookmarks_carry_the_current_resource_version() {
     // Without allowWatchBookmarks there are none: the next event is the change.
     let mut quiet = api.watch(&WatchParams::default().disable_bookmarks(), &rv_now).await.unwrap().boxed();
     let before = server.stats().bookmarks_sent;
-    assert!(server.wait_for(WAIT, || server.stats().bookmarks_sent >= before + 2).await);
+    eventually(WAIT, "two bookmarks to other watches", || async { server.stats().bookmarks_sent >= before + 2 }).await;
     server.apply_object(node("n2", &[]));
     assert!(matches!(next(&mut quiet).await.unwrap(), WatchEvent::Added(_)));
 }
@@ -922,7 +923,7 @@ async fn watch_ends_after_timeout_seconds() {
     let mut stream = api.watch(&WatchParams::default().timeout(1).disable_bookmarks(), "0").await.unwrap().boxed();
     assert!(tokio::time::timeout(WAIT, stream.next()).await.unwrap().is_none());
     assert!(started.elapsed() >= Duration::from_millis(900));
-    assert!(server.wait_for(WAIT, || server.open_watches() == 0).await);
+    eventually(WAIT, "no watch open", || async { server.open_watches() == 0 }).await;
 }
 
 #[tokio::test]
@@ -1057,7 +1058,7 @@ async fn deleting_an_owner_garbage_collects_its_dependents() {
     assert!(deleted.is_right(), "removed at once: a Status is returned");
 
     let gvr = Gvr::support_statuses();
-    assert!(server.wait_for(WAIT, || server.get_object(&gvr, None, "only-p").is_none()).await);
+    eventually(WAIT, "only-p garbage-collected", || async { server.get_object(&gvr, None, "only-p").is_none() }).await;
     let shared = statuses.get("shared").await.unwrap();
     let owners: Vec<String> = shared.owner_references().iter().map(|o| o.name.clone()).collect();
     assert_eq!(owners, ["q"]);
@@ -1096,16 +1097,21 @@ async fn deleting_a_namespace_deletes_its_contents() {
 
 // ----- events ----------------------------------------------------------------------------------
 
-#[tokio::test]
-async fn kube_event_recorder_creates_then_patches_a_series() {
-    use kube::runtime::events::{Event, EventType, Recorder};
-    let server = ApiServer::start().await;
+/// A policy `p` and a recorder of Events about it.
+async fn recorder_and_policy(server: &ApiServer) -> (kube::runtime::events::Recorder, SupportPolicy) {
     let client = server.client();
     let p = Api::<SupportPolicy>::all(client.clone())
         .create(&PostParams::default(), &policy("p", Platform::Aks))
         .await
         .unwrap();
-    let recorder = Recorder::new(client, "support-operator".into());
+    (kube::runtime::events::Recorder::new(client, "support-operator".into()), p)
+}
+
+#[tokio::test]
+async fn kube_event_recorder_creates_then_patches_a_series() {
+    use kube::runtime::events::{Event, EventType};
+    let server = ApiServer::start().await;
+    let (recorder, p) = recorder_and_policy(&server).await;
     let event = Event {
         type_: EventType::Warning,
         reason: "KubeletVersionEndOfSupport".to_owned(),
@@ -1119,6 +1125,54 @@ async fn kube_event_recorder_creates_then_patches_a_series() {
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].pointer("/series/count"), Some(&json!(2)));
     assert_eq!(events[0].pointer("/regarding/name"), Some(&json!("p")));
+}
+
+#[tokio::test]
+async fn an_event_note_over_1_kib_in_bytes_is_refused() {
+    use kube::runtime::events::{Event, EventType};
+    let server = ApiServer::start().await;
+    let (recorder, p) = recorder_and_policy(&server).await;
+    let event = |note: String| Event {
+        type_: EventType::Normal,
+        reason: format!("Note{}", note.len()),
+        note: Some(note),
+        action: "Evaluate".to_owned(),
+        secondary: None,
+    };
+    // 1,024 bytes pass; 1,023 characters of which one takes three bytes do not.
+    recorder.publish(&event("a".repeat(1024)), &p.object_ref(&())).await.unwrap();
+    let err = recorder.publish(&event(format!("{}…", "b".repeat(1022))), &p.object_ref(&())).await.unwrap_err();
+    match err {
+        kube::Error::Api(s) => {
+            assert_eq!(s.code, 422);
+            assert!(s.message.contains("note: Too long: may not be more than 1024 bytes"), "{}", s.message);
+        }
+        other => panic!("{other}"),
+    }
+}
+
+#[tokio::test]
+async fn an_apply_that_creates_answers_201() {
+    let server = ApiServer::start().await;
+    let api: Api<Node> = Api::all(server.client());
+    let node = json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n", "labels": {"a": "b"}}});
+    for _ in 0..2 {
+        api.patch("n", &PatchParams::apply("t"), &Patch::Apply(&node)).await.unwrap();
+    }
+    let codes: Vec<u16> = server.requests().iter().map(|r| r.status).collect();
+    assert_eq!(codes, [201, 200]);
+}
+
+#[tokio::test]
+async fn the_request_log_records_the_user_agent() {
+    let server = ApiServer::start().await;
+    let mut config = server.config();
+    config.headers.push((hyper::header::USER_AGENT, hyper::header::HeaderValue::from_static("tester/1")));
+    let client = kube::Client::try_from(config).unwrap();
+    Api::<Node>::all(client).list(&ListParams::default()).await.unwrap();
+    Api::<Node>::all(server.client()).list(&ListParams::default()).await.unwrap();
+    let agents: Vec<Option<String>> = server.requests().into_iter().map(|r| r.user_agent).collect();
+    assert_eq!(agents, [Some("tester/1".to_string()), None]);
 }
 
 // ----- scale ------------------------------------------------------------------------------------
