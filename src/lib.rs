@@ -16,6 +16,7 @@ pub mod server;
 pub mod snapshot;
 pub mod telemetry;
 pub mod time;
+pub mod yaml;
 
 /// `support-operator run`: the operator until SIGTERM or Ctrl-C.
 pub fn run(args: cli::RunArgs) -> anyhow::Result<()> {

@@ -127,7 +127,7 @@ fn presets() -> &'static BTreeMap<&'static str, Preset> {
                 // The data files are part of the binary and covered by tests: a broken one is a
                 // build defect, not an input error.
                 let preset: Preset =
-                    serde_yaml::from_str(text).unwrap_or_else(|e| panic!("embedded calendar {file} is invalid: {e}"));
+                    serde_saphyr::from_str(text).unwrap_or_else(|e| panic!("embedded calendar {file} is invalid: {e}"));
                 assert_eq!(preset.platform, *platform, "{file} names the wrong platform");
                 (platform.as_str(), preset)
             })

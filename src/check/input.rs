@@ -53,17 +53,11 @@ fn read(path: &Path) -> Result<String, InputError> {
 pub fn load_policy(path: &Path) -> Result<SupportPolicy, InputError> {
     let file = display(path);
     let text = read(path)?;
-    let mut docs = Vec::new();
-    for doc in serde_yaml::Deserializer::from_str(&text) {
-        let value = serde_yaml::Value::deserialize(doc).map_err(|e| InputError::Syntax {
-            file: file.clone(),
-            format: "YAML",
-            reason: e.to_string(),
-        })?;
-        if !value.is_null() {
-            docs.push(value);
-        }
-    }
+    let mut docs = crate::yaml::documents(&text).map_err(|e| InputError::Syntax {
+        file: file.clone(),
+        format: "YAML",
+        reason: e.to_string(),
+    })?;
     let doc = match docs.len() {
         1 => docs.remove(0),
         0 => return Err(InputError::Content { file, reason: "holds no document (expected one SupportPolicy)".into() }),
@@ -74,8 +68,8 @@ pub fn load_policy(path: &Path) -> Result<SupportPolicy, InputError> {
             })
         }
     };
-    let kind = doc.get("kind").and_then(|k| k.as_str()).unwrap_or_default();
-    let api_version = doc.get("apiVersion").and_then(|k| k.as_str()).unwrap_or_default();
+    let kind = doc.get("kind").and_then(Value::as_str).unwrap_or_default();
+    let api_version = doc.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
     if kind != "SupportPolicy" || api_version != "support.compliance.dev/v1alpha1" {
         return Err(InputError::Content {
             file,
@@ -98,8 +92,6 @@ pub fn load_policy(path: &Path) -> Result<SupportPolicy, InputError> {
     }
     Ok(policy)
 }
-
-use serde::Deserialize;
 
 /// A problem inside one object of a snapshot: printed as a warning, evaluation goes on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -220,15 +212,11 @@ fn documents(file: &str, text: &str) -> Result<Vec<Value>, InputError> {
             reason: e.to_string(),
         });
     }
-    serde_yaml::Deserializer::from_str(text)
-        .map(|doc| {
-            Value::deserialize(doc).map_err(|e| InputError::Syntax {
-                file: file.into(),
-                format: "YAML",
-                reason: e.to_string(),
-            })
-        })
-        .collect()
+    crate::yaml::documents(text).map_err(|e| InputError::Syntax {
+        file: file.into(),
+        format: "YAML",
+        reason: e.to_string(),
+    })
 }
 
 #[cfg(test)]
@@ -327,6 +315,25 @@ mod tests {
         assert_eq!(snap.nodes.len(), 2);
         assert_eq!(snap.server_version.as_deref(), Some("v1.31.4"));
         assert!(warnings.is_empty());
+    }
+
+    #[test]
+    fn deep_nesting_and_alias_bombs_are_refused_by_both_loaders() {
+        let deep = format!("{HEAD}spec: {{platform: AKS, x: {}{}}}\n", "[".repeat(100_000), "]".repeat(100_000));
+        let mut bomb = format!("{HEAD}a: &a [x, x, x, x, x, x, x, x, x]\n");
+        for (prev, next) in
+            ["a", "b", "c", "d", "e", "f", "g", "h"].iter().zip(["b", "c", "d", "e", "f", "g", "h", "i"])
+        {
+            bomb.push_str(&format!("{next}: &{next} [{}]\n", vec![format!("*{prev}"); 9].join(", ")));
+        }
+        for (content, reason) in [(deep, "nested deeper than 64 levels"), (bomb, "an alias bomb")] {
+            let f = file(&content);
+            let policy = load_policy(f.path()).unwrap_err().to_string();
+            let snapshot = load_snapshots(&[f.path().to_path_buf()]).unwrap_err().to_string();
+            for err in [policy, snapshot] {
+                assert!(err.contains("not valid YAML") && err.contains(reason), "{err}");
+            }
+        }
     }
 
     proptest::proptest! {

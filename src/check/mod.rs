@@ -166,7 +166,7 @@ pub async fn run(opts: CheckOptions) -> Result<u8, CheckError> {
         }
         Output::Yaml => {
             let object = report::status_object(&policy, status);
-            print!("{}", serde_yaml::to_string(&object).expect("status serialises"));
+            print!("{}", crate::yaml::to_string(&object).expect("status serialises"));
         }
     }
     Ok(exit_code(evaluation.verdict, opts.fail_on))
