@@ -42,7 +42,7 @@ pub(super) async fn reconcile(obj: Arc<DeserializeGuard<SupportPolicy>>, ctx: Ar
         Ok(p) => match Policy::resolve(&p.spec) {
             Ok(resolved) => {
                 let leases: Vec<(String, String)> =
-                    resolved.heartbeats.iter().map(|h| (h.namespace.clone(), h.lease.clone())).collect();
+                    resolved.leases().into_iter().map(|l| (l.namespace, l.name)).collect();
                 policy::evaluate_resolved(&resolved, &ctx.snapshot(&leases), now)
             }
             Err(errors) => evaluate::invalid(errors),
