@@ -8,6 +8,7 @@ mod attestation;
 mod heartbeat;
 mod image;
 mod problems;
+mod scope;
 mod stopped;
 mod version;
 
@@ -45,6 +46,7 @@ pub(crate) const FAMILIES: &[Family] = &[
     heartbeat::FAMILY,
     attestation::FAMILY,
     alpha::FAMILY,
+    scope::FAMILY,
 ];
 
 /// Every rule identifier, by name: what `rule` can hold.

@@ -109,7 +109,8 @@ fn version_findings_say_why_and_what_to_do() {
 #[test]
 fn minors_outside_the_calendar() {
     let s = spec(Platform::Aks);
-    let newer = evaluate(&s, &cluster("v1.40.0", vec![]), at("2026-11-25"));
+    // One node in scope (a cluster without any is a Warning of its own, NoNodesInScope).
+    let newer = evaluate(&s, &cluster("v1.40.0", vec![node("n").kubelet("v1.40.0")]), at("2026-11-25"));
     assert_eq!(severity_of(&newer, KUBERNETES_VERSION_UNKNOWN, "ControlPlane/kube-apiserver"), Some(Info));
     assert_eq!(newer.verdict, Verdict::Supported);
     let older = evaluate(&s, &cluster("v1.20.0", vec![]), at("2026-11-25"));
