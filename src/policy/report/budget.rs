@@ -43,3 +43,112 @@ pub(super) fn fit(status: &mut SupportReport) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    use proptest::prelude::*;
+
+    use super::MAX_STATUS_BYTES;
+    use crate::crd::v1alpha1::{HeartbeatSpec, LeaseReference, Platform, SupportPolicySpec, SupportReport};
+    use crate::policy::{evaluate, report, Evaluation};
+    use crate::snapshot::{ClusterSnapshot, NodeInfo, Readiness};
+    use crate::time::parse_rfc3339;
+
+    /// A string as hostile as a cluster can make it: long, of one awkward character (a control
+    /// character JSON escapes as six bytes, a quote, a four-byte emoji), made distinct by `tag`.
+    fn hostile(c: char, len: usize, tag: usize) -> String {
+        let mut s: String = std::iter::repeat_n(c, len).collect();
+        s.push_str(&tag.to_string());
+        s
+    }
+
+    fn awkward() -> impl Strategy<Value = char> {
+        prop::sample::select(vec!['\u{0}', '\u{1f}', '"', '\\', 'é', '😀', 'a', '\u{202e}'])
+    }
+
+    fn bytes(status: &SupportReport) -> usize {
+        serde_json::to_vec(status).unwrap().len()
+    }
+
+    /// The status fits, and what was cut is counted.
+    fn assert_within_budget(eval: &Evaluation) -> SupportReport {
+        let now = parse_rfc3339("2026-11-25T00:00:00Z").unwrap();
+        let status = report::report(eval, None, Some(1), now);
+        assert!(bytes(&status) <= MAX_STATUS_BYTES, "status is {} bytes", bytes(&status));
+        assert_eq!(status.pools.len() + status.pools_omitted as usize, eval.pools.len());
+        assert_eq!(status.findings.len() + status.findings_omitted as usize, status.findings_total as usize);
+        assert_eq!(status.findings_total as usize, eval.findings.len());
+        status
+    }
+
+    fn snapshot(c: char, len: usize, pools: usize, versions: usize) -> ClusterSnapshot {
+        let mut nodes = Vec::new();
+        for p in 0..pools {
+            for v in 0..versions {
+                let i = p * versions + v;
+                let labels: BTreeMap<String, String> = [
+                    ("kubernetes.azure.com/agentpool".to_string(), hostile(c, len, p)),
+                    ("kubernetes.azure.com/node-image-version".to_string(), hostile(c, len, i)),
+                ]
+                .into();
+                nodes.push(Arc::new(NodeInfo {
+                    name: hostile(c, len, i),
+                    labels,
+                    kubelet_version: Some(hostile(c, len, i)),
+                    readiness: Readiness::NotReady { since: None },
+                    ..Default::default()
+                }));
+            }
+        }
+        ClusterSnapshot {
+            server_version: Some(hostile(c, len, 0)),
+            nodes,
+            api_versions: Some((0..50).map(|i| format!("{}.k8s.io/v1alpha1", hostile(c, len, i))).collect()),
+            ..Default::default()
+        }
+    }
+
+    /// Issue 6, case 9: 100 pools × 10 versions of a 4 KB string made a 4 MB status.
+    #[test]
+    fn a_hundred_pools_of_ten_huge_versions_fit() {
+        let now = parse_rfc3339("2026-11-25T00:00:00Z").unwrap();
+        let spec = SupportPolicySpec { platform: Platform::Aks, ..Default::default() };
+        for c in ['a', '\u{1}', '😀'] {
+            let eval = evaluate(&spec, &snapshot(c, 4096, 100, 10), now);
+            let status = assert_within_budget(&eval);
+            assert!(status.pools_omitted > 0 || status.findings_omitted > 0, "the cut is said in the status");
+        }
+    }
+
+    /// An invalid policy with thousands of bad fields: the PolicyInvalid finding and the
+    /// PolicyValid condition are capped.
+    #[test]
+    fn an_invalid_policy_with_thousands_of_errors_fits() {
+        let now = parse_rfc3339("2026-11-25T00:00:00Z").unwrap();
+        let hb = |i: usize| HeartbeatSpec {
+            name: hostile('\u{1}', 300, i),
+            lease: LeaseReference { namespace: String::new(), name: hostile('"', 300, i) },
+            warn_after_days: Some(9999),
+            unsupported_after_days: Some(1),
+        };
+        let spec =
+            SupportPolicySpec { platform: Platform::Aks, heartbeats: (0..2000).map(hb).collect(), ..Default::default() };
+        assert_within_budget(&evaluate(&spec, &ClusterSnapshot::default(), now));
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+        /// Whatever the strings and however many distinct values across however many pools,
+        /// the status stays within its budget and says what it cut.
+        #[test]
+        fn any_cluster_fits(c in awkward(), len in 0usize..3000, pools in 1usize..160, versions in 1usize..13) {
+            let now = parse_rfc3339("2026-11-25T00:00:00Z").unwrap();
+            let spec = SupportPolicySpec { platform: Platform::Aks, ..Default::default() };
+            assert_within_budget(&evaluate(&spec, &snapshot(c, len, pools, versions), now));
+        }
+    }
+}
