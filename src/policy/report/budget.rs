@@ -134,8 +134,11 @@ mod tests {
             warn_after_days: Some(9999),
             unsupported_after_days: Some(1),
         };
-        let spec =
-            SupportPolicySpec { platform: Platform::Aks, heartbeats: (0..2000).map(hb).collect(), ..Default::default() };
+        let spec = SupportPolicySpec {
+            platform: Platform::Aks,
+            heartbeats: (0..2000).map(hb).collect(),
+            ..Default::default()
+        };
         assert_within_budget(&evaluate(&spec, &ClusterSnapshot::default(), now));
     }
 
