@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+use kube::Resource;
+
 use crate::crd::v1alpha1::{Platform, SupportPolicy, SupportPolicySpec};
 use crate::policy::Policy;
 use crate::snapshot::{ClusterSnapshot, LeaseInfo, NodeInfo};
@@ -70,11 +72,12 @@ pub fn load_policy(path: &Path) -> Result<SupportPolicy, InputError> {
     };
     let kind = doc.get("kind").and_then(Value::as_str).unwrap_or_default();
     let api_version = doc.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
-    if kind != "SupportPolicy" || api_version != "support.compliance.dev/v1alpha1" {
+    let (want_api_version, want_kind) = (SupportPolicy::api_version(&()), SupportPolicy::kind(&()));
+    if kind != want_kind || api_version != want_api_version {
         return Err(InputError::Content {
             file,
             reason: format!(
-                "expected apiVersion support.compliance.dev/v1alpha1, kind SupportPolicy; found {} {}",
+                "expected apiVersion {want_api_version}, kind {want_kind}; found {} {}",
                 if api_version.is_empty() { "no apiVersion," } else { api_version },
                 if kind.is_empty() { "no kind" } else { kind }
             ),
