@@ -133,7 +133,12 @@ mod tests {
         }
 
         #[test]
-        fn well_formed_versions_round_trip(major in 0u32..100, minor in 0u32..1000, patch in 0u32..1000, suffix in "(-[a-z0-9.]{1,10})?") {
+        fn well_formed_versions_round_trip(
+            major in 0u32..100,
+            minor in 0u32..1000,
+            patch in 0u32..1000,
+            suffix in "(-[a-z0-9.]{1,10})?",
+        ) {
             let s = format!("v{major}.{minor}.{patch}{suffix}");
             prop_assert_eq!(parse_version(&s), Ok(m(major, minor)));
         }

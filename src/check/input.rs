@@ -245,7 +245,8 @@ mod tests {
         assert!(policy_err("{ not: yaml: [").starts_with("FILE: not valid YAML: "));
         assert_eq!(
             policy_err(&format!("{HEAD}spec: {{platform: AKS, colour: blue}}")),
-            "FILE: spec.colour: unknown field `colour`, expected one of `platform`, `nodeSelector`, `kubernetesVersion`, `nodeImage`, `stoppedNodes`, `heartbeats`, `attestations`, `alphaApis`"
+            "FILE: spec.colour: unknown field `colour`, expected one of `platform`, `nodeSelector`, \
+             `kubernetesVersion`, `nodeImage`, `stoppedNodes`, `heartbeats`, `attestations`, `alphaApis`"
         );
         assert_eq!(
             policy_err(&format!("{HEAD}spec: {{platform: AKS, nodeImage: {{warnAfterDays: soon}}}}")),
@@ -289,9 +290,11 @@ mod tests {
         let f = file(
             r#"{"kind": "List", "items": [
                 {"kind": "Node", "metadata": {"name": "good"}},
-                {"kind": "Node", "metadata": {"name": "bad", "labels": "x"}, "status": {"nodeInfo": {"kubeletVersion": 7}}},
+                {"kind": "Node", "metadata": {"name": "bad", "labels": "x"},
+                 "status": {"nodeInfo": {"kubeletVersion": 7}}},
                 {"kind": "Node", "metadata": {}},
-                {"kind": "Lease", "metadata": {"name": "hb", "namespace": "arc"}, "spec": {"renewTime": "2026-01-01T00:00:00Z"}},
+                {"kind": "Lease", "metadata": {"name": "hb", "namespace": "arc"},
+                 "spec": {"renewTime": "2026-01-01T00:00:00Z"}},
                 {"kind": "Pod", "metadata": {"name": "p"}}
             ]}"#,
         );

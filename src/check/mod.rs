@@ -86,7 +86,7 @@ pub enum PolicyFault {
         name: String,
     },
     /// The SupportPolicy in the cluster is invalid.
-    #[error("SupportPolicy {name} is invalid: {}", errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    #[error("SupportPolicy {name} is invalid: {}", joined(errors))]
     Invalid {
         /// Its name.
         name: String,
@@ -218,6 +218,10 @@ pub fn exit_code(verdict: Verdict, fail_on: Option<FailOn>) -> u8 {
         _ => false,
     };
     u8::from(failing)
+}
+
+fn joined(errors: &[PolicyError]) -> String {
+    errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
 }
 
 fn preset_list() -> String {

@@ -37,7 +37,8 @@ pub fn render(policy: &str, platform: Platform, status: &SupportReport, now: Dat
     if let Some(n) = &status.nodes {
         let _ = writeln!(
             out,
-            "{}{} in scope: {} Ready, {} not Ready ({} shut down); {} with an outdated image, {} with an unsupported kubelet",
+            "{}{} in scope: {} Ready, {} not Ready ({} shut down); {} with an outdated image, {} with an unsupported \
+             kubelet",
             label("Nodes"),
             n.total,
             n.ready,

@@ -72,7 +72,10 @@ mod tests {
     fn garbage_in_one_node_is_a_finding_about_it_and_the_rest_is_evaluated() {
         let v = serde_json::json!({
             "metadata": {"name": "bad", "labels": {"kubernetes.azure.com/agentpool": 7}},
-            "status": {"conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": "noon"}], "nodeInfo": {"kubeletVersion": "v1.x"}}
+            "status": {
+                "conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": "noon"}],
+                "nodeInfo": {"kubeletVersion": "v1.x"}
+            }
         });
         let bad = NodeInfo::from_value(&v).unwrap();
         let mut c = cluster("v1.35.1", vec![node("good").image("AKSUbuntu-2204gen2containerd-202601.01.0")]);

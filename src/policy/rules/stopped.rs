@@ -169,7 +169,10 @@ impl Fact for NotUpgradableFact {
                  upgrade to the latest release, or redeploy."
             )
         } else {
-            format!("The cluster has been stopped since {since}: from {at} it can no longer be upgraded. Start it before then.")
+            format!(
+                "The cluster has been stopped since {since}: from {at} it can no longer be upgraded. Start it before \
+                 then."
+            )
         }
     }
 }
