@@ -64,7 +64,7 @@ fmt: ## Format the code
 lint: ## Clippy, warnings as errors
 	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
 
-bench: ## Benchmarks (criterion): evaluation and reconcile against the emulator
+bench: ## Benchmarks (medians against a baseline in the same run): evaluation, reconcile against the emulator
 	$(CARGO) bench --locked --bench evaluate
 	$(CARGO) bench --locked --bench reconcile
 

@@ -6,9 +6,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
 
 use crate::check::{Color, FailOn, Output};
+pub use crate::telemetry::LogFormat;
 
 /// Makes managed-Kubernetes support policies visible and alertable, before the deadline.
 #[derive(Parser, Debug)]
@@ -59,15 +60,6 @@ pub struct CheckArgs {
     /// Colour the table: auto (on a terminal, unless NO_COLOR is set), always or never.
     #[arg(long, env = "SUPPORT_CHECK_COLOR", value_enum, default_value_t = Color::Auto)]
     pub color: Color,
-}
-
-/// Log output format.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    /// Human-readable lines.
-    Plain,
-    /// One JSON object per line.
-    Json,
 }
 
 /// Flags of `run`.

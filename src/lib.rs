@@ -16,7 +16,10 @@ pub mod policy;
 pub mod server;
 pub mod snapshot;
 pub mod telemetry;
+pub mod text;
 pub mod time;
+pub mod version;
+pub mod yaml;
 
 /// `support-operator run`: the operator until SIGTERM or Ctrl-C.
 pub fn run(args: cli::RunArgs) -> anyhow::Result<()> {

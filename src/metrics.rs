@@ -192,30 +192,30 @@ impl Metrics {
         for v in Verdict::ALL {
             series.push((Domain::Verdict, vec![p.clone(), v.as_str().into()], f64::from(u8::from(eval.verdict == v))));
         }
-        let mut counts: BTreeMap<(String, &str), u32> = BTreeMap::new();
+        let mut counts: BTreeMap<(&str, &str), u32> = BTreeMap::new();
         for f in &eval.findings {
-            *counts.entry((f.rule.clone(), f.severity.as_str())).or_default() += 1;
+            *counts.entry((f.rule.as_str(), f.severity.as_str())).or_default() += 1;
         }
         for ((rule, sev), n) in counts {
-            series.push((Domain::Findings, vec![p.clone(), rule, sev.into()], f64::from(n)));
+            series.push((Domain::Findings, vec![p.clone(), rule.into(), sev.into()], f64::from(n)));
         }
-        let mut next: BTreeMap<String, i64> = BTreeMap::new();
+        let mut next: BTreeMap<&str, i64> = BTreeMap::new();
         for t in eval.next_deadline.iter().chain(&eval.upcoming) {
-            let e = next.entry(t.rule.clone()).or_insert(i64::MAX);
+            let e = next.entry(t.rule.as_str()).or_insert(i64::MAX);
             *e = (*e).min(t.at.timestamp());
         }
         for (rule, at) in next {
-            series.push((Domain::NextDeadline, vec![p.clone(), rule], at as f64));
+            series.push((Domain::NextDeadline, vec![p.clone(), rule.into()], at as f64));
         }
         for v in &eval.samples.version_ends {
-            series.push((Domain::VersionEnd, vec![p.clone(), v.component.into(), v.minor.clone()], ts(v.end)));
+            let labels = vec![p.clone(), v.component.as_str().into(), v.minor.to_string()];
+            series.push((Domain::VersionEnd, labels, ts(v.end)));
         }
         for n in &eval.samples.node_images {
-            series.push((
-                Domain::NodeImage,
-                vec![p.clone(), n.node.clone(), n.pool.clone(), n.image.clone()],
-                ts(n.released),
-            ));
+            // Label values from the cluster are capped like the status's (an annotation can
+            // hold anything); a node whose age comes from its creation says so.
+            let image = crate::text::cap(n.image.label(), crate::policy::report::VERSION_CHARS);
+            series.push((Domain::NodeImage, vec![p.clone(), n.node.clone(), n.pool.clone(), image], ts(n.released)));
         }
         for n in &eval.samples.not_ready {
             series.push((Domain::NotReady, vec![p.clone(), n.node.clone(), n.pool.clone()], ts(n.since)));

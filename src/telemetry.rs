@@ -2,7 +2,14 @@
 
 use tracing_subscriber::{fmt, prelude::*, EnvFilter};
 
-use crate::cli::LogFormat;
+/// Log output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Plain,
+    /// One JSON object per line.
+    Json,
+}
 
 /// The default filter. kube-runtime's watcher warns at every retry of a failing watch (a 403
 /// every few seconds); the operator logs watch errors itself, once per change of their cause.

@@ -47,6 +47,15 @@ pub fn format(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
+/// An instant for people: the day when it is midnight UTC (`2026-11-30`), else RFC 3339.
+pub fn when(t: DateTime<Utc>) -> String {
+    if t.time() == chrono::NaiveTime::MIN {
+        t.date_naive().to_string()
+    } else {
+        format(t)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -63,5 +72,11 @@ mod tests {
         assert_eq!(format(plus_days(t, 1)), "2025-10-29T00:00:00Z");
         assert_eq!(format(minus_days(t, 60)), "2025-08-29T00:00:00Z");
         assert_eq!(plus_days(DateTime::<Utc>::MAX_UTC, 1), DateTime::<Utc>::MAX_UTC);
+    }
+
+    #[test]
+    fn instants_for_people_are_days_at_midnight() {
+        assert_eq!(when(parse_rfc3339("2026-11-30T00:00:00Z").unwrap()), "2026-11-30");
+        assert_eq!(when(parse_rfc3339("2026-11-30T00:00:01Z").unwrap()), "2026-11-30T00:00:01Z");
     }
 }

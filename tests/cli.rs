@@ -109,7 +109,7 @@ fn json_output_is_the_supportstatus_object() {
     assert_eq!(v["status"]["nodes"]["total"], 9);
     assert_eq!(v["status"]["conditions"][0]["type"], "Supported");
     let yaml = neglected("yaml");
-    let from_yaml: serde_json::Value = serde_yaml::from_slice(&yaml.stdout).unwrap();
+    let from_yaml = support_operator::yaml::documents(&text(&yaml.stdout)).unwrap().remove(0);
     assert_eq!(from_yaml, v, "yaml and json print the same object");
 }
 
@@ -308,4 +308,41 @@ fn without_snapshot_or_cluster_the_error_says_what_to_do() {
     assert_eq!(out.status.code(), Some(2));
     let err = text(&out.stderr);
     assert!(err.contains("pass --snapshot FILE to evaluate offline"), "{err}");
+}
+
+/// A CI gate must not pass on nothing: a snapshot with no readable node, or a policy that
+/// selects none, is a Warning (NoNodesInScope) and `--fail-on warning` exits 1.
+#[test]
+fn no_node_in_scope_fails_a_warning_gate() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let empty = write(d, "empty.json", r#"{"apiVersion": "v1", "kind": "List", "items": []}"#);
+    let unreadable = write(
+        d,
+        "unreadable.json",
+        r#"{"apiVersion": "v1", "kind": "List", "items": [{"kind": "Node", "metadata": {}}, {"kind": "Node"}]}"#,
+    );
+    let selector = write(
+        d,
+        "selector.yaml",
+        &format!("{POLICY_HEAD}spec: {{platform: AKS, nodeSelector: {{matchLabels: {{pool: gpu}}}}}}\n"),
+    );
+    let healthy = "examples/snapshots/aks-healthy.json";
+    for (policy, snapshot, says) in [
+        ("aks", empty.as_str(), "No node could be read"),
+        ("aks", unreadable.as_str(), "No node could be read"),
+        (selector.as_str(), healthy, "selects none of the cluster's 7 nodes"),
+    ] {
+        let args = ["check", "--policy", policy, "--snapshot", snapshot, "--server-version", "v1.35.3", "--now", NOW];
+        let mut gate = args.to_vec();
+        gate.extend(["--fail-on", "warning"]);
+        let out = run(&gate);
+        assert_eq!(out.status.code(), Some(1), "{snapshot}: {}", text(&out.stderr));
+        let table = text(&out.stdout);
+        assert!(table.contains("NoNodesInScope") && table.contains(says), "{snapshot}: {table}");
+        let mut json = args.to_vec();
+        json.extend(["-o", "json"]);
+        let v: serde_json::Value = serde_json::from_slice(&run(&json).stdout).unwrap();
+        assert_eq!(v["status"]["verdict"], "AtRisk", "{snapshot}");
+    }
 }

@@ -23,7 +23,6 @@ mod fleet;
 #[path = "deploy/security.rs"]
 mod security;
 
-use serde::Deserialize;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -98,10 +97,7 @@ fn run(cmd: &mut Command) -> Result<String, String> {
 }
 
 fn yaml_documents(text: &str, what: &str) -> Vec<Value> {
-    serde_yaml::Deserializer::from_str(text)
-        .map(|doc| Value::deserialize(doc).unwrap_or_else(|e| panic!("{what}: invalid YAML: {e}")))
-        .filter(|v| !v.is_null())
-        .collect()
+    support_operator::yaml::documents(text).unwrap_or_else(|e| panic!("{what}: invalid YAML: {e}"))
 }
 
 fn read_yaml(rel: &str) -> Vec<Value> {
@@ -334,7 +330,7 @@ fn promtool_dir(name: &str) -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let rules = serde_yaml::to_string(&installed_rules()["spec"]).unwrap();
+    let rules = support_operator::yaml::to_string(&installed_rules()["spec"]).unwrap();
     std::fs::write(dir.join("prometheus-rules.yaml"), rules).unwrap();
     dir
 }
@@ -384,7 +380,7 @@ fn dashboard_queries_are_valid_promql() {
     let file = serde_json::json!({"groups": [{"name": "dashboard", "rules": rules}]});
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("deploy-dashboard");
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("dashboard-queries.yaml"), serde_yaml::to_string(&file).unwrap()).unwrap();
+    std::fs::write(dir.join("dashboard-queries.yaml"), support_operator::yaml::to_string(&file).unwrap()).unwrap();
     run(Command::new("promtool").args(["check", "rules", "dashboard-queries.yaml"]).current_dir(&dir))
         .unwrap_or_else(|e| panic!("{e}"));
 }

@@ -42,8 +42,8 @@ async fn cluster() -> Option<kube::Config> {
     }
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     let yaml = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/crds/support-operator.yaml")).unwrap();
-    for doc in serde_yaml::Deserializer::from_str(&yaml) {
-        let crd: CustomResourceDefinition = serde::Deserialize::deserialize(doc).unwrap();
+    for doc in support_operator::yaml::documents(&yaml).unwrap() {
+        let crd: CustomResourceDefinition = serde_json::from_value(doc).unwrap();
         let name = crd.metadata.name.clone().unwrap();
         crds.patch(&name, &PatchParams::apply("support-operator-e2e").force(), &Patch::Apply(&crd))
             .await

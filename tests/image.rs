@@ -181,7 +181,7 @@ async fn check_in_the_image_reads_a_cluster_by_ip_and_by_name() {
             "users": [{"name": "tester", "user": {}}],
             "contexts": [{"name": "emulator", "context": {"cluster": "emulator", "user": "tester"}}],
         });
-        std::fs::write(dir.join("config"), serde_yaml::to_string(&config).unwrap()).unwrap();
+        std::fs::write(dir.join("config"), support_operator::yaml::to_string(&config).unwrap()).unwrap();
         let argv = ["support-operator", "check", "--policy", "aks", "--now", "2026-11-25T12:00:00Z", "-o", "json"];
         let run = tokio::task::spawn_blocking({
             let (dir, image) = (dir.clone(), image.clone());

@@ -132,7 +132,9 @@ fn free_port() -> u16 {
 /// The shipped rule groups, each alert's `for:` cut to 2 s.
 fn rules_for_a_fast_prometheus() -> Value {
     let path = root().join("config/prometheus/prometheus_rule.yaml");
-    let rule: Value = serde_yaml::from_str(&std::fs::read_to_string(&path).unwrap()).expect("the PrometheusRule");
+    let rule: Value = support_operator::yaml::documents(&std::fs::read_to_string(&path).unwrap())
+        .expect("the PrometheusRule")
+        .remove(0);
     let mut spec = rule["spec"].clone();
     for group in spec["groups"].as_array_mut().expect("groups") {
         for r in group["rules"].as_array_mut().expect("rules") {
@@ -148,7 +150,11 @@ impl Prometheus {
     async fn start(dir: &Path, operator: SocketAddr) -> Prometheus {
         let _ = std::fs::remove_dir_all(dir);
         std::fs::create_dir_all(dir.join("data")).unwrap();
-        std::fs::write(dir.join("rules.yaml"), serde_yaml::to_string(&rules_for_a_fast_prometheus()).unwrap()).unwrap();
+        std::fs::write(
+            dir.join("rules.yaml"),
+            support_operator::yaml::to_string(&rules_for_a_fast_prometheus()).unwrap(),
+        )
+        .unwrap();
         // job="support-operator" as the ServiceMonitor's jobLabel sets it; namespace and pod as the
         // Prometheus Operator adds them; cluster as a fleet's external label would.
         let config = json!({
@@ -160,7 +166,7 @@ impl Prometheus {
                     "cluster": CLUSTER, "namespace": "support-operator-system", "pod": "support-operator-a"}}],
             }],
         });
-        std::fs::write(dir.join("prometheus.yml"), serde_yaml::to_string(&config).unwrap()).unwrap();
+        std::fs::write(dir.join("prometheus.yml"), support_operator::yaml::to_string(&config).unwrap()).unwrap();
         let log = dir.join("prometheus.log");
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let child = Command::new("prometheus")
@@ -267,8 +273,9 @@ async fn shipped_alerts_fire_and_resolve_in_a_real_prometheus() {
         shift_object(&mut item, shift, days);
         server.apply_object(item);
     }
+    let text = std::fs::read_to_string(root().join("examples/policies/aks.yaml")).unwrap();
     let policy: SupportPolicy =
-        serde_yaml::from_str(&std::fs::read_to_string(root().join("examples/policies/aks.yaml")).unwrap()).unwrap();
+        serde_json::from_value(support_operator::yaml::documents(&text).unwrap().remove(0)).expect("the aks policy");
     let policies: Api<SupportPolicy> = Api::all(server.client());
     policies.create(&PostParams::default(), &policy).await.expect("create the aks policy");
 

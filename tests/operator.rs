@@ -805,7 +805,7 @@ type Grant = (String, String, String, Option<String>);
 /// The rules of an RBAC manifest, one entry per permission they grant.
 fn granted(path: &str) -> BTreeSet<Grant> {
     let text = std::fs::read_to_string(format!("{}/{path}", env!("CARGO_MANIFEST_DIR"))).unwrap();
-    let role: Value = serde_yaml::from_str(&text).unwrap();
+    let role: Value = support_operator::yaml::documents(&text).unwrap().remove(0);
     let strings = |v: &Value| -> Vec<String> {
         v.as_array().into_iter().flatten().filter_map(Value::as_str).map(str::to_owned).collect()
     };

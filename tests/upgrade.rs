@@ -20,7 +20,6 @@ use std::process::Command;
 use k8s_openapi::api::core::v1::Node;
 use kube::api::{Api, Patch, PatchParams};
 use scenarios::{eventually, now, Operator, WAIT};
-use serde::Deserialize;
 use serde_json::{json, Value};
 use support_operator::controller::clock::ShiftedClock;
 use support_operator::crd::v1alpha1::{SupportPolicy, SupportStatus, Verdict};
@@ -54,7 +53,7 @@ impl Kubectl {
             "users": [{"name": "tester", "user": {}}],
             "contexts": [{"name": "emulator", "context": {"cluster": "emulator", "user": "tester"}}],
         });
-        std::fs::write(dir.join("kubeconfig"), serde_yaml::to_string(&config).unwrap()).unwrap();
+        std::fs::write(dir.join("kubeconfig"), support_operator::yaml::to_string(&config).unwrap()).unwrap();
         Kubectl { dir }
     }
 
@@ -88,14 +87,14 @@ impl Kubectl {
 /// The CRDs of crds/, as parsed YAML documents.
 fn current_crds() -> Vec<Value> {
     let text = std::fs::read_to_string(root().join("crds/support-operator.yaml")).unwrap();
-    serde_yaml::Deserializer::from_str(&text).map(|d| Value::deserialize(d).unwrap()).filter(|v| !v.is_null()).collect()
+    support_operator::yaml::documents(&text).unwrap()
 }
 
 /// A directory with these CRDs and a kustomization listing them, as crds/ is laid out.
 fn write_crds(dir: &Path, crds: &[Value]) -> String {
     let _ = std::fs::remove_dir_all(dir);
     std::fs::create_dir_all(dir).unwrap();
-    let text: Vec<String> = crds.iter().map(|c| serde_yaml::to_string(c).unwrap()).collect();
+    let text: Vec<String> = crds.iter().map(|c| support_operator::yaml::to_string(c).unwrap()).collect();
     std::fs::write(dir.join("support-operator.yaml"), text.join("---\n")).unwrap();
     std::fs::write(dir.join("kustomization.yml"), "resources:\n  - support-operator.yaml\n").unwrap();
     dir.to_string_lossy().into_owned()

@@ -1,5 +1,6 @@
-//! Release calendars and preset defaults, one data file per platform (`src/calendar/data/`),
-//! embedded in the binary. A new minor is one line in a data file.
+//! Release calendars and presets, one data file per platform (`src/calendar/data/`), embedded
+//! in the binary. A new minor is one line in a data file. `support` reads a calendar: when a
+//! minor's support ends under a policy's numbers, and why.
 
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
@@ -7,8 +8,11 @@ use std::sync::OnceLock;
 use chrono::NaiveDate;
 use serde::Deserialize;
 
-use crate::crd::v1alpha1::{AlphaApis, NodeImageSource, Platform, ReleaseSpec};
-use crate::policy::version::Minor;
+use crate::crd::v1alpha1::{Platform, ReleaseSpec, SupportPolicySpec};
+use crate::version::{Minor, VersionError};
+
+mod support;
+pub use support::{EndReason, Standing, SupportCalendar};
 
 /// One minor of a calendar.
 #[derive(Deserialize, Clone, Debug, PartialEq, Eq)]
@@ -36,79 +40,45 @@ pub struct Release {
     pub source: String,
 }
 
-/// The default numbers a preset supplies for each rule.
+/// Defaults of every entry of a list section (`heartbeats`, `attestations`).
 #[derive(Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct Defaults {
-    /// Version rule defaults.
-    pub kubernetes_version: VersionDefaults,
-    /// Node image rule defaults.
-    pub node_image: NodeImageDefaults,
-    /// Stopped node and cluster defaults.
-    pub stopped_nodes: StoppedDefaults,
-    /// Defaults of every heartbeat entry.
-    #[serde(default)]
-    pub heartbeat: ThresholdDefaults,
-    /// Defaults of every attestation entry.
-    #[serde(default)]
-    pub attestation: ThresholdDefaults,
-    /// Whether alpha APIs are allowed.
-    pub alpha_apis: Option<AlphaApis>,
-}
-
-/// Version rule defaults.
-#[derive(Deserialize, Clone, Debug, Default, PartialEq)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct VersionDefaults {
-    pub support_window_days: Option<u32>,
-    pub supported_minors: Option<u32>,
-    pub warn_before_days: Option<u32>,
-    pub max_kubelet_skew_minors: Option<u32>,
-    pub upgrade_path_removed_at_end_of_support: Option<bool>,
-    pub long_term_support: Option<bool>,
-}
-
-/// Node image rule defaults.
-#[derive(Deserialize, Clone, Debug, Default, PartialEq)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct NodeImageDefaults {
-    pub source: Option<NodeImageSource>,
-    pub label: Option<String>,
-    pub annotation: Option<String>,
-    #[serde(default)]
-    pub date_patterns: Vec<String>,
+pub struct EntryDefaults {
+    /// Days to a Warning.
     pub warn_after_days: Option<u32>,
+    /// Days to Unsupported.
     pub unsupported_after_days: Option<u32>,
 }
 
-/// Stopped node and cluster defaults.
-#[derive(Deserialize, Clone, Debug, Default, PartialEq)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct StoppedDefaults {
-    pub warn_after_days: Option<u32>,
-    pub unsupported_after_days: Option<u32>,
-    pub cluster_unsupported_after_days: Option<u32>,
-    pub cluster_not_upgradable_after_days: Option<u32>,
-}
-
-/// Defaults of a list entry with a warn and an unsupported threshold.
-#[derive(Deserialize, Clone, Debug, Default, PartialEq)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct ThresholdDefaults {
-    pub warn_after_days: Option<u32>,
-    pub unsupported_after_days: Option<u32>,
-}
-
-/// A platform preset: its calendar and its default numbers.
+/// A platform preset: its settings and its calendar.
 #[derive(Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Preset {
-    /// The platform.
-    pub platform: Platform,
-    /// Default numbers.
-    pub defaults: Defaults,
+    /// The preset's settings: a partial SupportPolicy spec, in the CRD's own types. A policy's
+    /// spec is merged over it.
+    pub spec: SupportPolicySpec,
+    /// The forms of node image versions the preset reads, tried in order (`nodeImage.datePattern`
+    /// holds one regex, and the forms cannot share named groups in one).
+    #[serde(default)]
+    pub node_image_date_patterns: Vec<String>,
+    /// What every entry of `spec.heartbeats` starts from.
+    #[serde(default)]
+    pub heartbeat_defaults: EntryDefaults,
+    /// What every entry of `spec.attestations` starts from.
+    #[serde(default)]
+    pub attestation_defaults: EntryDefaults,
     /// The calendar, in the order of the file.
     pub releases: Vec<Release>,
+}
+
+/// An inline release of a policy that cannot be merged into the calendar.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("releases[{index}].minor: {source}")]
+pub struct CalendarError {
+    /// Index in `kubernetesVersion.releases`.
+    pub index: usize,
+    /// Why the minor is not one.
+    pub source: VersionError,
 }
 
 const DATA: [(Platform, &str, &str); 5] = [
@@ -127,8 +97,8 @@ fn presets() -> &'static BTreeMap<&'static str, Preset> {
                 // The data files are part of the binary and covered by tests: a broken one is a
                 // build defect, not an input error.
                 let preset: Preset =
-                    serde_yaml::from_str(text).unwrap_or_else(|e| panic!("embedded calendar {file} is invalid: {e}"));
-                assert_eq!(preset.platform, *platform, "{file} names the wrong platform");
+                    serde_saphyr::from_str(text).unwrap_or_else(|e| panic!("embedded calendar {file} is invalid: {e}"));
+                assert_eq!(preset.spec.platform, *platform, "{file} names the wrong platform");
                 (platform.as_str(), preset)
             })
             .collect()
@@ -142,12 +112,11 @@ pub fn preset(platform: Platform) -> Option<&'static Preset> {
 
 /// The preset's calendar with the policy's inline releases merged over it by minor, sorted by
 /// minor. An inline entry replaces the preset's entry for the same minor.
-pub fn merged_calendar(platform: Platform, inline: &[ReleaseSpec]) -> Result<Vec<Release>, String> {
+pub fn merged_calendar(platform: Platform, inline: &[ReleaseSpec]) -> Result<Vec<Release>, CalendarError> {
     let mut by_minor: BTreeMap<Minor, Release> =
         preset(platform).map(|p| p.releases.iter().map(|r| (r.minor, r.clone())).collect()).unwrap_or_default();
     for (i, spec) in inline.iter().enumerate() {
-        let minor: Minor =
-            spec.minor.parse().map_err(|e| format!("spec.kubernetesVersion.releases[{i}].minor: {e}"))?;
+        let minor: Minor = spec.minor.parse().map_err(|source| CalendarError { index: i, source })?;
         by_minor.insert(
             minor,
             Release {
@@ -239,6 +208,7 @@ mod tests {
             lts_end_of_support: None,
         }];
         let err = merged_calendar(Platform::Custom, &inline).unwrap_err();
-        assert!(err.starts_with("spec.kubernetesVersion.releases[0].minor"), "{err}");
+        assert_eq!(err.index, 0);
+        assert!(err.to_string().starts_with("releases[0].minor: 'one.two' is not a Kubernetes version"), "{err}");
     }
 }

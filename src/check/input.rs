@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+use kube::Resource;
+
 use crate::crd::v1alpha1::{Platform, SupportPolicy, SupportPolicySpec};
 use crate::policy::Policy;
 use crate::snapshot::{ClusterSnapshot, LeaseInfo, NodeInfo};
@@ -53,17 +55,11 @@ fn read(path: &Path) -> Result<String, InputError> {
 pub fn load_policy(path: &Path) -> Result<SupportPolicy, InputError> {
     let file = display(path);
     let text = read(path)?;
-    let mut docs = Vec::new();
-    for doc in serde_yaml::Deserializer::from_str(&text) {
-        let value = serde_yaml::Value::deserialize(doc).map_err(|e| InputError::Syntax {
-            file: file.clone(),
-            format: "YAML",
-            reason: e.to_string(),
-        })?;
-        if !value.is_null() {
-            docs.push(value);
-        }
-    }
+    let mut docs = crate::yaml::documents(&text).map_err(|e| InputError::Syntax {
+        file: file.clone(),
+        format: "YAML",
+        reason: e.to_string(),
+    })?;
     let doc = match docs.len() {
         1 => docs.remove(0),
         0 => return Err(InputError::Content { file, reason: "holds no document (expected one SupportPolicy)".into() }),
@@ -74,13 +70,14 @@ pub fn load_policy(path: &Path) -> Result<SupportPolicy, InputError> {
             })
         }
     };
-    let kind = doc.get("kind").and_then(|k| k.as_str()).unwrap_or_default();
-    let api_version = doc.get("apiVersion").and_then(|k| k.as_str()).unwrap_or_default();
-    if kind != "SupportPolicy" || api_version != "support.compliance.dev/v1alpha1" {
+    let kind = doc.get("kind").and_then(Value::as_str).unwrap_or_default();
+    let api_version = doc.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
+    let (want_api_version, want_kind) = (SupportPolicy::api_version(&()), SupportPolicy::kind(&()));
+    if kind != want_kind || api_version != want_api_version {
         return Err(InputError::Content {
             file,
             reason: format!(
-                "expected apiVersion support.compliance.dev/v1alpha1, kind SupportPolicy; found {} {}",
+                "expected apiVersion {want_api_version}, kind {want_kind}; found {} {}",
                 if api_version.is_empty() { "no apiVersion," } else { api_version },
                 if kind.is_empty() { "no kind" } else { kind }
             ),
@@ -98,8 +95,6 @@ pub fn load_policy(path: &Path) -> Result<SupportPolicy, InputError> {
     }
     Ok(policy)
 }
-
-use serde::Deserialize;
 
 /// A problem inside one object of a snapshot: printed as a warning, evaluation goes on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -220,15 +215,11 @@ fn documents(file: &str, text: &str) -> Result<Vec<Value>, InputError> {
             reason: e.to_string(),
         });
     }
-    serde_yaml::Deserializer::from_str(text)
-        .map(|doc| {
-            Value::deserialize(doc).map_err(|e| InputError::Syntax {
-                file: file.into(),
-                format: "YAML",
-                reason: e.to_string(),
-            })
-        })
-        .collect()
+    crate::yaml::documents(text).map_err(|e| InputError::Syntax {
+        file: file.into(),
+        format: "YAML",
+        reason: e.to_string(),
+    })
 }
 
 #[cfg(test)]
@@ -254,7 +245,8 @@ mod tests {
         assert!(policy_err("{ not: yaml: [").starts_with("FILE: not valid YAML: "));
         assert_eq!(
             policy_err(&format!("{HEAD}spec: {{platform: AKS, colour: blue}}")),
-            "FILE: spec.colour: unknown field `colour`, expected one of `platform`, `nodeSelector`, `kubernetesVersion`, `nodeImage`, `stoppedNodes`, `heartbeats`, `attestations`, `alphaApis`"
+            "FILE: spec.colour: unknown field `colour`, expected one of `platform`, `nodeSelector`, \
+             `kubernetesVersion`, `nodeImage`, `stoppedNodes`, `heartbeats`, `attestations`, `alphaApis`"
         );
         assert_eq!(
             policy_err(&format!("{HEAD}spec: {{platform: AKS, nodeImage: {{warnAfterDays: soon}}}}")),
@@ -298,9 +290,11 @@ mod tests {
         let f = file(
             r#"{"kind": "List", "items": [
                 {"kind": "Node", "metadata": {"name": "good"}},
-                {"kind": "Node", "metadata": {"name": "bad", "labels": "x"}, "status": {"nodeInfo": {"kubeletVersion": 7}}},
+                {"kind": "Node", "metadata": {"name": "bad", "labels": "x"},
+                 "status": {"nodeInfo": {"kubeletVersion": 7}}},
                 {"kind": "Node", "metadata": {}},
-                {"kind": "Lease", "metadata": {"name": "hb", "namespace": "arc"}, "spec": {"renewTime": "2026-01-01T00:00:00Z"}},
+                {"kind": "Lease", "metadata": {"name": "hb", "namespace": "arc"},
+                 "spec": {"renewTime": "2026-01-01T00:00:00Z"}},
                 {"kind": "Pod", "metadata": {"name": "p"}}
             ]}"#,
         );
@@ -327,6 +321,25 @@ mod tests {
         assert_eq!(snap.nodes.len(), 2);
         assert_eq!(snap.server_version.as_deref(), Some("v1.31.4"));
         assert!(warnings.is_empty());
+    }
+
+    #[test]
+    fn deep_nesting_and_alias_bombs_are_refused_by_both_loaders() {
+        let deep = format!("{HEAD}spec: {{platform: AKS, x: {}{}}}\n", "[".repeat(100_000), "]".repeat(100_000));
+        let mut bomb = format!("{HEAD}a: &a [x, x, x, x, x, x, x, x, x]\n");
+        for (prev, next) in
+            ["a", "b", "c", "d", "e", "f", "g", "h"].iter().zip(["b", "c", "d", "e", "f", "g", "h", "i"])
+        {
+            bomb.push_str(&format!("{next}: &{next} [{}]\n", vec![format!("*{prev}"); 9].join(", ")));
+        }
+        for (content, reason) in [(deep, "nested deeper than 64 levels"), (bomb, "an alias bomb")] {
+            let f = file(&content);
+            let policy = load_policy(f.path()).unwrap_err().to_string();
+            let snapshot = load_snapshots(&[f.path().to_path_buf()]).unwrap_err().to_string();
+            for err in [policy, snapshot] {
+                assert!(err.contains("not valid YAML") && err.contains(reason), "{err}");
+            }
+        }
     }
 
     proptest::proptest! {

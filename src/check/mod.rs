@@ -12,7 +12,7 @@ use kube::api::Api;
 
 use crate::crd::v1alpha1::{SupportPolicy, Verdict};
 use crate::k8s::gather;
-use crate::policy::{self, report, Policy};
+use crate::policy::{self, report, Policy, PolicyError};
 use input::InputError;
 
 /// Output format.
@@ -58,15 +58,64 @@ pub struct CheckOptions {
     pub color: Color,
 }
 
-/// Why `check` could not evaluate: exit code 2.
+/// Why `check` could not evaluate (exit code 2): the policy, a snapshot or the cluster is at
+/// fault.
 #[derive(Debug, thiserror::Error)]
 pub enum CheckError {
-    /// A file is unusable.
+    /// The policy: a file that cannot be used, a name that is nothing, an invalid policy.
     #[error(transparent)]
-    Input(#[from] InputError),
-    /// The cluster could not be read.
-    #[error("{0}")]
-    Cluster(String),
+    Policy(#[from] PolicyFault),
+    /// A snapshot file.
+    #[error(transparent)]
+    Snapshot(InputError),
+    /// The cluster could not be reached or read.
+    #[error(transparent)]
+    Cluster(#[from] ClusterFault),
+}
+
+/// What is wrong with the policy.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyFault {
+    /// Its file cannot be used.
+    #[error(transparent)]
+    File(#[from] InputError),
+    /// The name is no file, no preset and no SupportPolicy in the cluster.
+    #[error("--policy {name}: no such file, preset ({}) or SupportPolicy in the cluster", preset_list())]
+    NotFound {
+        /// The name given.
+        name: String,
+    },
+    /// The SupportPolicy in the cluster is invalid.
+    #[error("SupportPolicy {name} is invalid: {}", joined(errors))]
+    Invalid {
+        /// Its name.
+        name: String,
+        /// Every bad field.
+        errors: Vec<PolicyError>,
+    },
+}
+
+/// What went wrong with the cluster.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterFault {
+    /// No cluster answers from the current kubeconfig.
+    #[error(
+        "cannot reach a cluster from the current kubeconfig ({source}); pass --snapshot FILE to evaluate offline{hint}"
+    )]
+    Unreachable {
+        /// Why.
+        source: kube::Error,
+        /// What else to pass.
+        hint: String,
+    },
+    /// A read failed.
+    #[error("cannot read {what}: {source}")]
+    Read {
+        /// What was read.
+        what: String,
+        /// Why it failed.
+        source: kube::Error,
+    },
 }
 
 /// Runs `check`: prints the report on stdout, warnings on stderr, and returns the exit code
@@ -85,23 +134,22 @@ pub async fn run(opts: CheckOptions) -> Result<u8, CheckError> {
         None
     } else {
         progress("connecting to the cluster from the current kubeconfig");
-        Some(kube::Client::try_default().await.map_err(|e| {
-            CheckError::Cluster(format!(
-                "cannot reach a cluster from the current kubeconfig ({e}); pass --snapshot FILE to evaluate offline{}",
-                if needs_cluster_for_policy(&opts.policy) {
-                    format!(", and --policy with a file or a preset ({}) instead of '{}'", preset_list(), opts.policy)
-                } else {
-                    String::new()
-                }
-            ))
+        Some(kube::Client::try_default().await.map_err(|source| ClusterFault::Unreachable {
+            source,
+            hint: if needs_cluster_for_policy(&opts.policy) {
+                format!(", and --policy with a file or a preset ({}) instead of '{}'", preset_list(), opts.policy)
+            } else {
+                String::new()
+            },
         })?)
     };
 
     let policy = match (input::preset_policy(&opts.policy), Path::new(&opts.policy).is_file()) {
-        (_, true) => input::load_policy(Path::new(&opts.policy))?,
+        (_, true) => input::load_policy(Path::new(&opts.policy)).map_err(PolicyFault::File)?,
         (Some(p), false) => p,
         (None, false) if looks_like_path(&opts.policy) => {
-            return Err(InputError::Read { file: opts.policy.clone(), reason: "no such file".into() }.into())
+            let missing = InputError::Read { file: opts.policy.clone(), reason: "no such file".into() };
+            return Err(PolicyFault::File(missing).into());
         }
         (None, false) => {
             let client = client.clone().expect("a cluster policy name always connects");
@@ -109,26 +157,15 @@ pub async fn run(opts: CheckOptions) -> Result<u8, CheckError> {
             let api: Api<SupportPolicy> = Api::all(client);
             api.get_opt(&opts.policy)
                 .await
-                .map_err(|e| CheckError::Cluster(format!("cannot read SupportPolicy {}: {e}", opts.policy)))?
-                .ok_or_else(|| {
-                    CheckError::Cluster(format!(
-                        "--policy {}: no such file, preset ({}) or SupportPolicy in the cluster",
-                        opts.policy,
-                        preset_list()
-                    ))
-                })?
+                .map_err(|source| ClusterFault::Read { what: format!("SupportPolicy {}", opts.policy), source })?
+                .ok_or_else(|| PolicyFault::NotFound { name: opts.policy.clone() })?
         }
     };
-    let resolved = Policy::resolve(&policy.spec).map_err(|errors| {
-        CheckError::Cluster(format!(
-            "SupportPolicy {} is invalid: {}",
-            opts.policy,
-            errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
-        ))
-    })?;
+    let resolved =
+        Policy::resolve(&policy.spec).map_err(|errors| PolicyFault::Invalid { name: opts.policy.clone(), errors })?;
 
     let mut snapshot = if offline {
-        let (snapshot, warnings) = input::load_snapshots(&opts.snapshots)?;
+        let (snapshot, warnings) = input::load_snapshots(&opts.snapshots).map_err(CheckError::Snapshot)?;
         for w in warnings {
             eprintln!("warning: {}", w.0);
         }
@@ -137,7 +174,7 @@ pub async fn run(opts: CheckOptions) -> Result<u8, CheckError> {
         let client = client.expect("live mode connects");
         gather::live_snapshot(&client, &resolved, &progress)
             .await
-            .map_err(|e| CheckError::Cluster(format!("cannot read the cluster: {e}")))?
+            .map_err(|source| ClusterFault::Read { what: "the cluster".into(), source })?
     };
     if interactive {
         eprint!("\r\x1b[2K");
@@ -166,7 +203,7 @@ pub async fn run(opts: CheckOptions) -> Result<u8, CheckError> {
         }
         Output::Yaml => {
             let object = report::status_object(&policy, status);
-            print!("{}", serde_yaml::to_string(&object).expect("status serialises"));
+            print!("{}", crate::yaml::to_string(&object).expect("status serialises"));
         }
     }
     Ok(exit_code(evaluation.verdict, opts.fail_on))
@@ -181,6 +218,10 @@ pub fn exit_code(verdict: Verdict, fail_on: Option<FailOn>) -> u8 {
         _ => false,
     };
     u8::from(failing)
+}
+
+fn joined(errors: &[PolicyError]) -> String {
+    errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
 }
 
 fn preset_list() -> String {
@@ -207,5 +248,30 @@ mod tests {
         assert_eq!(exit_code(Verdict::AtRisk, Some(FailOn::Unsupported)), 0);
         assert_eq!(exit_code(Verdict::Unsupported, Some(FailOn::Unsupported)), 1);
         assert_eq!(exit_code(Verdict::Supported, Some(FailOn::Warning)), 0);
+    }
+
+    /// Each error says whose fault it is: the policy's, a snapshot's or the cluster's.
+    #[tokio::test]
+    async fn errors_name_the_input_at_fault() {
+        let dir = tempfile::tempdir().unwrap();
+        let bad = dir.path().join("bad.yaml");
+        std::fs::write(&bad, "{ not: yaml: [").unwrap();
+        let good =
+            std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/snapshots/aks-healthy.json"));
+        let opts = |policy: &str, snapshot: &std::path::Path| CheckOptions {
+            policy: policy.to_string(),
+            snapshots: vec![snapshot.to_path_buf()],
+            server_version: None,
+            now: None,
+            output: Output::Json,
+            fail_on: None,
+            color: Color::Never,
+        };
+        let policy = run(opts(&bad.display().to_string(), &good)).await.unwrap_err();
+        assert!(matches!(policy, CheckError::Policy(PolicyFault::File(_))), "{policy:?}");
+        let missing = run(opts("no/such/policy.yaml", &good)).await.unwrap_err();
+        assert!(matches!(missing, CheckError::Policy(PolicyFault::File(_))), "{missing:?}");
+        let snapshot = run(opts("aks", &bad)).await.unwrap_err();
+        assert!(matches!(snapshot, CheckError::Snapshot(_)), "{snapshot:?}");
     }
 }

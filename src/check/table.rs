@@ -5,9 +5,9 @@ use std::fmt::Write as _;
 use anstyle::{AnsiColor, Style};
 use chrono::{DateTime, Utc};
 
-use crate::crd::v1alpha1::{Platform, Severity, SupportReport, Transition, Verdict};
+use crate::crd::v1alpha1::{Platform, Severity, SupportReport, SupportState, Transition, Verdict};
 use crate::policy::evaluate::HORIZON_DAYS;
-use crate::time::format;
+use crate::time::{format, when as short};
 
 /// Renders a status as a report for a terminal. With `color` false the output is plain text.
 pub fn render(policy: &str, platform: Platform, status: &SupportReport, now: DateTime<Utc>, color: bool) -> String {
@@ -30,14 +30,15 @@ pub fn render(policy: &str, platform: Platform, status: &SupportReport, now: Dat
             Some(version) => {
                 let eos = cp.end_of_support.map(|d| format!(", end of support {d}")).unwrap_or_default();
                 let minor = cp.minor.as_deref().map(|m| format!(" (minor {m})")).unwrap_or_default();
-                let _ = writeln!(out, "{}{version}{minor}: {}{eos}", label("Control plane"), p.state(&cp.state));
+                let _ = writeln!(out, "{}{version}{minor}: {}{eos}", label("Control plane"), p.state(cp.state));
             }
         }
     }
     if let Some(n) = &status.nodes {
         let _ = writeln!(
             out,
-            "{}{} in scope: {} Ready, {} not Ready ({} shut down); {} with an outdated image, {} with an unsupported kubelet",
+            "{}{} in scope: {} Ready, {} not Ready ({} shut down); {} with an outdated image, {} with an unsupported \
+             kubelet",
             label("Nodes"),
             n.total,
             n.ready,
@@ -177,15 +178,6 @@ fn columns(rows: &[Vec<String>], indent: &str) -> String {
     out
 }
 
-/// A day when the instant is midnight UTC, else RFC 3339.
-fn short(t: DateTime<Utc>) -> String {
-    if t.time() == chrono::NaiveTime::MIN {
-        t.date_naive().to_string()
-    } else {
-        format(t)
-    }
-}
-
 /// `in 6 days`, `in 3 hours`, `2 days ago`.
 fn relative(t: DateTime<Utc>, now: DateTime<Utc>) -> String {
     let secs = (t - now).num_seconds();
@@ -247,12 +239,13 @@ impl Painter {
         self.paint(style, v.as_str())
     }
 
-    fn state(&self, state: &str) -> String {
+    fn state(&self, state: SupportState) -> String {
+        let text = state.as_str();
         match state {
-            "Unsupported" => self.severity(Severity::Unsupported, state),
-            "Warning" => self.severity(Severity::Warning, state),
-            "Supported" => self.paint(Style::new().fg_color(Some(AnsiColor::Green.into())), state),
-            other => other.to_string(),
+            SupportState::Unsupported => self.severity(Severity::Unsupported, text),
+            SupportState::Warning => self.severity(Severity::Warning, text),
+            SupportState::Supported => self.paint(Style::new().fg_color(Some(AnsiColor::Green.into())), text),
+            SupportState::Unknown => text.to_string(),
         }
     }
 }

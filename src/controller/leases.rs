@@ -98,7 +98,7 @@ impl Target {
 fn named(policies: &Store<DeserializeGuard<SupportPolicy>>) -> BTreeSet<LeaseKey> {
     let policies = policies.state();
     let resolved = policies.iter().filter_map(|p| p.0.as_ref().ok()).filter_map(|p| Policy::resolve(&p.spec).ok());
-    resolved.flat_map(|p| p.heartbeats.into_iter().map(|h| (h.namespace, h.lease))).collect()
+    resolved.flat_map(|p| p.leases().into_iter().map(|l| (l.namespace, l.name))).collect()
 }
 
 /// The watches that serve `leases`.

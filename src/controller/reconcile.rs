@@ -53,7 +53,7 @@ pub(super) async fn reconcile(obj: Arc<DeserializeGuard<SupportPolicy>>, ctx: Ar
         Ok(p) => Policy::resolve(&p.spec),
     };
     let leases: Vec<(String, String)> = match &resolved {
-        Ok(p) => p.heartbeats.iter().map(|h| (h.namespace.clone(), h.lease.clone())).collect(),
+        Ok(p) => p.leases().into_iter().map(|l| (l.namespace, l.name)).collect(),
         Err(_) => Vec::new(),
     };
     let Some(snapshot) = ctx.snapshot(&leases) else {

@@ -13,7 +13,7 @@ pub fn crds_yaml() -> String {
     for crd in [v1alpha1::SupportPolicy::crd(), v1alpha1::SupportStatus::crd()] {
         out.push_str("---\n");
         // Serialising a CRD we built ourselves cannot fail.
-        out.push_str(&serde_yaml::to_string(&crd).expect("CRD serialises to YAML"));
+        out.push_str(&crate::yaml::to_string(&crd).expect("CRD serialises to YAML"));
     }
     out
 }

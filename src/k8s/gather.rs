@@ -48,11 +48,11 @@ pub async fn live_snapshot(
     }
 
     let mut leases = std::collections::BTreeMap::new();
-    for h in &policy.heartbeats {
-        progress(&format!("reading Lease {}/{}", h.namespace, h.lease));
-        let api: Api<CachedLease> = Api::namespaced(client.clone(), &h.namespace);
-        if let Some(lease) = api.get_opt(&h.lease).await? {
-            leases.insert((h.namespace.clone(), h.lease.clone()), lease.info);
+    for lease in policy.leases() {
+        progress(&format!("reading Lease {}/{}", lease.namespace, lease.name));
+        let api: Api<CachedLease> = Api::namespaced(client.clone(), &lease.namespace);
+        if let Some(found) = api.get_opt(&lease.name).await? {
+            leases.insert((lease.namespace, lease.name), found.info);
         }
     }
     Ok(ClusterSnapshot { server_version, nodes, leases, api_versions })

@@ -1,127 +1,35 @@
-//! A `SupportPolicySpec` resolved against its preset: every number known, every pattern
-//! compiled, every cross-field invariant checked. What the schema's CEL rules reject is rejected
-//! here too, so a policy that reaches the engine some other way (a file, an old CRD) is reported
-//! on, never crashed on.
+//! A `SupportPolicySpec` resolved against its preset: every family's settings merged, checked
+//! and ready. What the schema's CEL rules reject is rejected here too, so a policy that reaches
+//! the engine some other way (a file, an old CRD) is reported on, never crashed on.
 
-use std::collections::BTreeSet;
 use std::fmt;
 
-use chrono::{DateTime, Utc};
 use kube::core::Selector;
 
-use super::image::ImageDateParser;
-use crate::calendar::{self, Release};
-use crate::crd::v1alpha1::{AlphaApis, NodeImageSource, Platform, SupportPolicySpec};
+use super::rules::{Rules, FAMILIES};
+use super::settings::{Errors, PolicyError, Sources};
+use crate::crd::v1alpha1::{LeaseReference, Platform, SupportPolicySpec};
 
-/// Largest number of days any threshold may hold (ten years), as the schema says.
-pub const MAX_DAYS: u32 = 3650;
-
-/// A field of a policy that cannot be used, and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PolicyError {
-    /// Path of the field, `spec.nodeImage.datePattern`.
-    pub field: String,
-    /// Why.
-    pub reason: String,
-}
-
-impl fmt::Display for PolicyError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.field, self.reason)
-    }
-}
-
-/// The resolved policy the rules read.
-#[derive(Debug, Clone)]
+/// The resolved policy the engine evaluates.
 pub struct Policy {
     /// The preset.
     pub platform: Platform,
     /// Which nodes are in scope (`None`: all).
     pub selector: Option<Selector>,
-    /// Version rules, if evaluated.
-    pub version: Option<VersionRule>,
-    /// Node image rule, if evaluated.
-    pub image: Option<ImageRule>,
-    /// Stopped node and cluster rules, if evaluated.
-    pub stopped: Option<StoppedRule>,
-    /// Heartbeat Leases.
-    pub heartbeats: Vec<HeartbeatRule>,
-    /// Attestations.
-    pub attestations: Vec<AttestationRule>,
-    /// AlphaApiServed is evaluated.
-    pub forbid_alpha: bool,
+    /// The families that are evaluated, with their settings.
+    pub(crate) rules: Vec<Box<dyn Rules>>,
 }
 
-/// Version support.
-#[derive(Debug, Clone)]
-pub struct VersionRule {
-    /// The merged calendar, sorted by minor.
-    pub calendar: Vec<Release>,
-    pub support_window_days: Option<u32>,
-    pub supported_minors: Option<u32>,
-    pub warn_before_days: u32,
-    pub max_kubelet_skew_minors: u32,
-    pub upgrade_path_removed: bool,
-    pub long_term_support: bool,
-}
-
-/// Where the image version comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ImageSource {
-    /// A label key.
-    Label(String),
-    /// An annotation key.
-    Annotation(String),
-    /// The node's creation time.
-    NodeCreation,
-}
-
-/// Node image age.
-#[derive(Debug, Clone)]
-pub struct ImageRule {
-    pub source: ImageSource,
-    /// Compiled date patterns (unused for `NodeCreation`).
-    pub parser: ImageDateParser,
-    pub warn_after_days: Option<u32>,
-    pub unsupported_after_days: Option<u32>,
-}
-
-/// Stopped nodes and cluster.
-#[derive(Debug, Clone, Default)]
-pub struct StoppedRule {
-    pub warn_after_days: Option<u32>,
-    pub unsupported_after_days: Option<u32>,
-    pub cluster_unsupported_after_days: Option<u32>,
-    pub cluster_not_upgradable_after_days: Option<u32>,
-}
-
-/// A heartbeat Lease.
-#[derive(Debug, Clone)]
-pub struct HeartbeatRule {
-    pub name: String,
-    pub namespace: String,
-    pub lease: String,
-    pub warn_after_days: Option<u32>,
-    pub unsupported_after_days: Option<u32>,
-}
-
-/// An attestation.
-#[derive(Debug, Clone)]
-pub struct AttestationRule {
-    pub name: String,
-    pub since: DateTime<Utc>,
-    pub unsupported_after_days: u32,
-    pub description: Option<String>,
+impl fmt::Debug for Policy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Policy").field("platform", &self.platform).field("rules", &self.rules).finish_non_exhaustive()
+    }
 }
 
 impl Policy {
     /// Resolves a spec against its preset. Returns every problem found, each naming its field.
     pub fn resolve(spec: &SupportPolicySpec) -> Result<Policy, Vec<PolicyError>> {
         let mut errors = Errors::default();
-        let preset = calendar::preset(spec.platform);
-        let defaults = preset.map(|p| p.defaults.clone()).unwrap_or_default();
-        let has_preset = preset.is_some();
-
         let selector = spec.node_selector.clone().and_then(|sel| match Selector::try_from(sel) {
             Ok(s) => Some(s),
             Err(e) => {
@@ -129,282 +37,21 @@ impl Policy {
                 None
             }
         });
-
-        // Versions.
-        let version = match (&spec.kubernetes_version, has_preset) {
-            (None, false) => None,
-            (section, _) => {
-                let s = section.clone().unwrap_or_default();
-                let d = &defaults.kubernetes_version;
-                let calendar = calendar::merged_calendar(spec.platform, &s.releases).unwrap_or_else(|e| {
-                    let (field, reason) = e.split_once(": ").unwrap_or(("spec.kubernetesVersion.releases", &e));
-                    errors.push(field, reason);
-                    Vec::new()
-                });
-                for (i, r) in s.releases.iter().enumerate() {
-                    for (name, end) in [("endOfSupport", r.end_of_support), ("ltsEndOfSupport", r.lts_end_of_support)] {
-                        if end.is_some_and(|end| end <= r.released) {
-                            errors
-                                .push(format!("spec.kubernetesVersion.releases[{i}].{name}"), "must be after released");
-                        }
-                    }
-                }
-                let mut seen = BTreeSet::new();
-                for (i, r) in s.releases.iter().enumerate() {
-                    if !seen.insert(r.minor.clone()) {
-                        errors.push(
-                            format!("spec.kubernetesVersion.releases[{i}].minor"),
-                            format!("{} is listed twice", r.minor),
-                        );
-                    }
-                }
-                let field = |name: &str| format!("spec.kubernetesVersion.{name}");
-                let window = s.support_window_days.or(d.support_window_days);
-                errors.days(&field("supportWindowDays"), window);
-                if window == Some(0) {
-                    errors.push(field("supportWindowDays"), "must be at least 1");
-                }
-                let supported_minors = s.supported_minors.or(d.supported_minors);
-                if supported_minors == Some(0) {
-                    errors.push(field("supportedMinors"), "must be at least 1");
-                }
-                let warn_before_days = s.warn_before_days.or(d.warn_before_days).unwrap_or(0);
-                errors.days(&field("warnBeforeDays"), Some(warn_before_days));
-                let max_skew = s.max_kubelet_skew_minors.or(d.max_kubelet_skew_minors).unwrap_or(3);
-                if max_skew > 10 {
-                    errors.push(field("maxKubeletSkewMinors"), format!("{max_skew} is more than 10"));
-                }
-                Some(VersionRule {
-                    calendar,
-                    support_window_days: window,
-                    supported_minors,
-                    warn_before_days,
-                    max_kubelet_skew_minors: max_skew,
-                    upgrade_path_removed: s
-                        .upgrade_path_removed_at_end_of_support
-                        .or(d.upgrade_path_removed_at_end_of_support)
-                        .unwrap_or(false),
-                    long_term_support: s.long_term_support.or(d.long_term_support).unwrap_or(false),
-                })
-            }
-        };
-
-        // Node image.
-        let image = match (&spec.node_image, has_preset) {
-            (None, false) => None,
-            (section, _) => {
-                let s = section.clone().unwrap_or_default();
-                let d = &defaults.node_image;
-                if s.label.is_some() && s.annotation.is_some() {
-                    errors.push("spec.nodeImage", "set label or annotation, not both");
-                }
-                let explicit = s.source.or(if s.label.is_some() {
-                    Some(NodeImageSource::Label)
-                } else if s.annotation.is_some() {
-                    Some(NodeImageSource::Annotation)
-                } else {
-                    None
-                });
-                let source = match explicit.or(d.source) {
-                    Some(NodeImageSource::Label) => s.label.clone().or_else(|| d.label.clone()).map(ImageSource::Label),
-                    Some(NodeImageSource::Annotation) => {
-                        s.annotation.clone().or_else(|| d.annotation.clone()).map(ImageSource::Annotation)
-                    }
-                    Some(NodeImageSource::NodeCreation) => Some(ImageSource::NodeCreation),
-                    None => None,
-                };
-                let source = source.unwrap_or_else(|| {
-                    match explicit {
-                        Some(NodeImageSource::Annotation) => {
-                            errors.push("spec.nodeImage.annotation", "required with source: Annotation")
-                        }
-                        Some(NodeImageSource::Label) => {
-                            errors.push("spec.nodeImage.label", "required with source: Label")
-                        }
-                        _ => errors
-                            .push("spec.nodeImage.source", "required: set label, annotation or source: NodeCreation"),
-                    }
-                    ImageSource::NodeCreation
-                });
-                let patterns: Vec<String> = match &s.date_pattern {
-                    Some(p) => vec![p.clone()],
-                    None => d.date_patterns.clone(),
-                };
-                if patterns.is_empty() && source != ImageSource::NodeCreation {
-                    errors.push(
-                        "spec.nodeImage.datePattern",
-                        "required when the image version comes from a label or annotation",
-                    );
-                }
-                let parser = ImageDateParser::new(&patterns).unwrap_or_else(|(_, e)| {
-                    errors.push("spec.nodeImage.datePattern", e.to_string());
-                    ImageDateParser::new::<&str>(&[]).expect("no patterns compile")
-                });
-                let warn = s.warn_after_days.or(d.warn_after_days);
-                let unsupported = s.unsupported_after_days.or(d.unsupported_after_days);
-                errors.pair("spec.nodeImage", warn, unsupported);
-                if warn.is_none() && unsupported.is_none() {
-                    errors.push("spec.nodeImage.warnAfterDays", "set warnAfterDays or unsupportedAfterDays");
-                }
-                Some(ImageRule { source, parser, warn_after_days: warn, unsupported_after_days: unsupported })
-            }
-        };
-
-        // Stopped nodes and cluster.
-        let stopped = match (&spec.stopped_nodes, has_preset) {
-            (None, false) => None,
-            (section, _) => {
-                let s = section.clone().unwrap_or_default();
-                let d = &defaults.stopped_nodes;
-                let rule = StoppedRule {
-                    warn_after_days: s.warn_after_days.or(d.warn_after_days),
-                    unsupported_after_days: s.unsupported_after_days.or(d.unsupported_after_days),
-                    cluster_unsupported_after_days: s
-                        .cluster_unsupported_after_days
-                        .or(d.cluster_unsupported_after_days),
-                    cluster_not_upgradable_after_days: s
-                        .cluster_not_upgradable_after_days
-                        .or(d.cluster_not_upgradable_after_days),
-                };
-                errors.pair("spec.stoppedNodes", rule.warn_after_days, rule.unsupported_after_days);
-                errors.days("spec.stoppedNodes.clusterUnsupportedAfterDays", rule.cluster_unsupported_after_days);
-                errors.days("spec.stoppedNodes.clusterNotUpgradableAfterDays", rule.cluster_not_upgradable_after_days);
-                if let (Some(u), Some(n)) =
-                    (rule.cluster_unsupported_after_days, rule.cluster_not_upgradable_after_days)
-                {
-                    if u > n {
-                        errors.push(
-                            "spec.stoppedNodes.clusterUnsupportedAfterDays",
-                            format!("{u} exceeds clusterNotUpgradableAfterDays ({n})"),
-                        );
-                    }
-                }
-                Some(rule)
-            }
-        };
-
-        // Heartbeats.
-        let mut names = BTreeSet::new();
-        let heartbeats = spec
-            .heartbeats
-            .iter()
-            .enumerate()
-            .map(|(i, h)| {
-                let field = format!("spec.heartbeats[{i}]");
-                if !names.insert(h.name.clone()) {
-                    errors.push(format!("{field}.name"), format!("'{}' is used twice", h.name));
-                }
-                errors.name(&format!("{field}.name"), &h.name);
-                if h.lease.namespace.is_empty() || h.lease.name.is_empty() {
-                    errors.push(format!("{field}.lease"), "namespace and name are required");
-                }
-                let warn = h.warn_after_days.or(defaults.heartbeat.warn_after_days);
-                let unsupported = h.unsupported_after_days.or(defaults.heartbeat.unsupported_after_days);
-                errors.pair(&field, warn, unsupported);
-                if warn.is_none() && unsupported.is_none() {
-                    errors.push(format!("{field}.unsupportedAfterDays"), "required (platform Custom has no default)");
-                }
-                HeartbeatRule {
-                    name: h.name.clone(),
-                    namespace: h.lease.namespace.clone(),
-                    lease: h.lease.name.clone(),
-                    warn_after_days: warn,
-                    unsupported_after_days: unsupported,
-                }
-            })
-            .collect();
-
-        // Attestations.
-        let mut names = BTreeSet::new();
-        let attestations = spec
-            .attestations
-            .iter()
-            .enumerate()
-            .map(|(i, a)| {
-                let field = format!("spec.attestations[{i}]");
-                if !names.insert(a.name.clone()) {
-                    errors.push(format!("{field}.name"), format!("'{}' is used twice", a.name));
-                }
-                errors.name(&format!("{field}.name"), &a.name);
-                let days = a.unsupported_after_days.or(defaults.attestation.unsupported_after_days);
-                errors.days(&format!("{field}.unsupportedAfterDays"), days);
-                if days.is_none() {
-                    errors.push(format!("{field}.unsupportedAfterDays"), "required (this platform has no default)");
-                }
-                AttestationRule {
-                    name: a.name.clone(),
-                    since: a.since,
-                    unsupported_after_days: days.unwrap_or(0),
-                    description: a.description.clone(),
-                }
-            })
-            .collect();
-
-        let forbid_alpha = spec.alpha_apis.or(defaults.alpha_apis) == Some(AlphaApis::Forbid);
-
-        errors.into_result(Policy {
-            platform: spec.platform,
-            selector,
-            version,
-            image,
-            stopped,
-            heartbeats,
-            attestations,
-            forbid_alpha,
-        })
-    }
-
-    /// The annotation keys the rules read (the operator's cache keeps only these).
-    pub fn annotation_keys(&self) -> Vec<String> {
-        match &self.image {
-            Some(ImageRule { source: ImageSource::Annotation(key), .. }) => vec![key.clone()],
-            _ => Vec::new(),
-        }
-    }
-}
-
-#[derive(Default)]
-struct Errors(Vec<PolicyError>);
-
-impl Errors {
-    fn push(&mut self, field: impl Into<String>, reason: impl Into<String>) {
-        self.0.push(PolicyError { field: field.into(), reason: reason.into() });
-    }
-
-    fn days(&mut self, field: &str, days: Option<u32>) {
-        if let Some(d) = days.filter(|d| *d > MAX_DAYS) {
-            self.push(field, format!("{d} days is more than {MAX_DAYS}"));
-        }
-    }
-
-    /// `warnAfterDays <= unsupportedAfterDays` under `prefix`.
-    fn pair(&mut self, prefix: &str, warn: Option<u32>, unsupported: Option<u32>) {
-        self.days(&format!("{prefix}.warnAfterDays"), warn);
-        self.days(&format!("{prefix}.unsupportedAfterDays"), unsupported);
-        if let (Some(w), Some(u)) = (warn, unsupported) {
-            if w > u {
-                self.push(format!("{prefix}.warnAfterDays"), format!("{w} exceeds unsupportedAfterDays ({u})"));
+        let sources = Sources::of(spec);
+        let mut rules = Vec::new();
+        for family in FAMILIES {
+            match (family.resolve)(&sources) {
+                Ok(Some(r)) => rules.push(r),
+                Ok(None) => {}
+                Err(e) => errors.extend(e),
             }
         }
+        errors.into_result(Policy { platform: spec.platform, selector, rules })
     }
 
-    fn name(&mut self, field: &str, name: &str) {
-        let ok = !name.is_empty()
-            && name.len() <= 63
-            && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-            && !name.starts_with('-')
-            && !name.ends_with('-');
-        if !ok {
-            self.push(field, format!("'{name}' is not a DNS label (lowercase letters, digits and '-')"));
-        }
-    }
-
-    fn into_result<T>(self, value: T) -> Result<T, Vec<PolicyError>> {
-        if self.0.is_empty() {
-            Ok(value)
-        } else {
-            Err(self.0)
-        }
+    /// The Leases the policy reads (its heartbeats), for the operator's cache and `check`.
+    pub fn leases(&self) -> Vec<LeaseReference> {
+        self.rules.iter().flat_map(|r| r.leases()).collect()
     }
 }
 
@@ -412,6 +59,7 @@ impl Errors {
 mod tests {
     use super::*;
     use crate::crd::v1alpha1::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
 
     fn spec(platform: Platform) -> SupportPolicySpec {
         SupportPolicySpec { platform, ..Default::default() }
@@ -421,43 +69,66 @@ mod tests {
         Policy::resolve(spec).unwrap_err()[0].to_string()
     }
 
-    #[test]
-    fn presets_supply_every_rule() {
-        let aks = Policy::resolve(&spec(Platform::Aks)).unwrap();
-        let v = aks.version.unwrap();
-        assert_eq!((v.supported_minors, v.warn_before_days, v.max_kubelet_skew_minors), (Some(3), 60, 3));
-        let img = aks.image.unwrap();
-        assert_eq!(img.source, ImageSource::Label("kubernetes.azure.com/node-image-version".into()));
-        assert_eq!((img.warn_after_days, img.unsupported_after_days), (Some(30), Some(90)));
-        assert!(aks.forbid_alpha);
-        let arc = Policy::resolve(&spec(Platform::AksArc)).unwrap();
-        assert!(arc.version.unwrap().upgrade_path_removed);
-        let stopped = arc.stopped.unwrap();
-        assert_eq!(
-            (stopped.cluster_unsupported_after_days, stopped.cluster_not_upgradable_after_days),
-            (Some(30), Some(90))
-        );
-        assert_eq!(arc.image.unwrap().source, ImageSource::NodeCreation);
-        assert!(!Policy::resolve(&spec(Platform::Eks)).unwrap().forbid_alpha);
+    /// The families a policy evaluates, by the names of their settings types.
+    fn families(spec: &SupportPolicySpec) -> String {
+        format!("{:?}", Policy::resolve(spec).unwrap().rules)
     }
 
     #[test]
-    fn custom_evaluates_only_the_sections_it_has() {
-        let p = Policy::resolve(&spec(Platform::Custom)).unwrap();
-        assert!(p.version.is_none() && p.image.is_none() && p.stopped.is_none() && !p.forbid_alpha);
-        let mut s = spec(Platform::Custom);
-        s.stopped_nodes = Some(StoppedNodesSpec { warn_after_days: Some(3), ..Default::default() });
-        let p = Policy::resolve(&s).unwrap();
-        assert_eq!(p.stopped.unwrap().warn_after_days, Some(3));
-        assert!(p.version.is_none());
+    fn every_preset_resolves_every_node_family() {
+        for platform in [Platform::Aks, Platform::AksArc, Platform::Eks, Platform::Gke, Platform::Upstream] {
+            let f = families(&spec(platform));
+            for family in ["VersionRules", "ImageRules", "StoppedRules", "Problems"] {
+                assert!(f.contains(family), "{platform:?} lacks {family}: {f}");
+            }
+        }
+        let aks = families(&spec(Platform::Aks));
+        for setting in [
+            "supported_minors: Some(3)",
+            "warn_before_days: 60",
+            "max_kubelet_skew_minors: 3",
+            "source: Label(\"kubernetes.azure.com/node-image-version\")",
+            "warn_after_days: Some(30), unsupported_after_days: Some(90)",
+            "ForbidAlpha",
+        ] {
+            assert!(aks.contains(setting), "AKS lacks {setting}: {aks}");
+        }
+        let arc = families(&spec(Platform::AksArc));
+        for setting in [
+            "upgrade_path_removed: true",
+            "cluster_unsupported_after_days: Some(30), cluster_not_upgradable_after_days: Some(90)",
+            "source: NodeCreation",
+        ] {
+            assert!(arc.contains(setting), "AKSArc lacks {setting}: {arc}");
+        }
+        assert!(!families(&spec(Platform::Eks)).contains("ForbidAlpha"));
     }
 
     #[test]
     fn spec_numbers_override_the_preset() {
         let mut s = spec(Platform::Aks);
         s.node_image = Some(NodeImageSpec { unsupported_after_days: Some(60), ..Default::default() });
-        let img = Policy::resolve(&s).unwrap().image.unwrap();
-        assert_eq!((img.warn_after_days, img.unsupported_after_days), (Some(30), Some(60)));
+        assert!(families(&s).contains("warn_after_days: Some(30), unsupported_after_days: Some(60)"));
+        // A label in the policy replaces the preset's source, even where it reads node creation.
+        let mut s = spec(Platform::Eks);
+        s.node_image = Some(NodeImageSpec {
+            label: Some("example.com/image".into()),
+            date_pattern: Some(r"(?P<year>\d{4})(?P<month>\d\d)(?P<day>\d\d)".into()),
+            ..Default::default()
+        });
+        assert!(families(&s).contains("source: Label(\"example.com/image\")"));
+    }
+
+    #[test]
+    fn custom_evaluates_only_the_sections_it_has() {
+        let f = families(&spec(Platform::Custom));
+        for family in ["VersionRules", "ImageRules", "StoppedRules", "ForbidAlpha"] {
+            assert!(!f.contains(family), "{f}");
+        }
+        let mut s = spec(Platform::Custom);
+        s.stopped_nodes = Some(StoppedNodesSpec { warn_after_days: Some(3), ..Default::default() });
+        let f = families(&s);
+        assert!(f.contains("warn_after_days: Some(3)") && !f.contains("VersionRules"), "{f}");
     }
 
     #[test]
@@ -524,6 +195,7 @@ mod tests {
         };
         s.heartbeats = vec![hb.clone(), hb];
         assert_eq!(first_error(&s), "spec.heartbeats[1].name: 'arc' is used twice");
+        assert_eq!(Policy::resolve(&spec(Platform::AksArc)).unwrap().leases(), vec![]);
     }
 
     #[test]
@@ -540,7 +212,7 @@ mod tests {
             "spec.attestations[0].unsupportedAfterDays: required (this platform has no default)"
         );
         s.platform = Platform::AksArc;
-        assert_eq!(Policy::resolve(&s).unwrap().attestations[0].unsupported_after_days, 60);
+        assert!(families(&s).contains("unsupported_after_days: 60"));
     }
 
     #[test]
@@ -556,7 +228,11 @@ mod tests {
             ..Default::default()
         });
         assert_eq!(first_error(&s), "spec.kubernetesVersion.releases[0].endOfSupport: must be after released");
+        s.kubernetes_version.as_mut().unwrap().releases[0].minor = "one.two".into();
+        assert_eq!(
+            first_error(&s),
+            "spec.kubernetesVersion.releases[0].minor: 'one.two' is not a Kubernetes version (expected \
+             MAJOR.MINOR[.PATCH], e.g. v1.31.4)"
+        );
     }
-
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
 }

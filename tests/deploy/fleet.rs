@@ -81,7 +81,8 @@ fn every_alert_case_holds_per_cluster_in_a_fleet() {
         }
         let doc = &yaml_documents(&text, &name)[0];
         let fleet_name = format!("fleet-{name}");
-        std::fs::write(dir.join(&fleet_name), serde_yaml::to_string(&as_fleet(doc, &name)).unwrap()).unwrap();
+        std::fs::write(dir.join(&fleet_name), support_operator::yaml::to_string(&as_fleet(doc, &name)).unwrap())
+            .unwrap();
         replayed.push(fleet_name);
     }
     assert!(replayed.len() >= 3, "the single-cluster test files were replayed: {replayed:?}");
@@ -280,7 +281,7 @@ fn fleet_overview_answers_per_cluster() {
         "tests": [{"interval": "1m", "input_series": input, "promql_expr_test": tests}],
     });
     let dir = promtool_dir("deploy-fleet-dashboard");
-    std::fs::write(dir.join("fleet-dashboard.yml"), serde_yaml::to_string(&file).unwrap()).unwrap();
+    std::fs::write(dir.join("fleet-dashboard.yml"), support_operator::yaml::to_string(&file).unwrap()).unwrap();
     run(Command::new("promtool").args(["test", "rules", "fleet-dashboard.yml"]).current_dir(&dir))
         .unwrap_or_else(|e| panic!("{e}\n(files in {})", dir.display()));
 }

@@ -703,7 +703,7 @@ pub async fn long_event_notes_fit_the_api_limit(c: &Cluster) {
     // Three nodes with long names and a non-ASCII image in an annotation: the finding's message
     // names them all, and its `…` and `ä` are several bytes each.
     let api: Api<Node> = Api::all(c.client.clone());
-    let image = format!("äää-{}-{}", "x".repeat(70), day(-100));
+    let image = format!("{}-{}", "ä".repeat(70), day(-100));
     for i in 0..3 {
         // A DNS subdomain of 250 characters, in labels of at most 63.
         let mut name = c.name(&format!("n{i}"));

@@ -425,7 +425,11 @@ fn dispatch(
 fn parse_json_body(body: &Bytes, content_type: &str) -> Result<Value, ApiError> {
     let parsed = if content_type.contains("yaml") {
         serde_json::from_slice(body)
-            .or_else(|_| serde_yaml::from_slice::<Value>(body).map_err(|e| e.to_string()))
+            .or_else(|_| {
+                std::str::from_utf8(body)
+                    .map_err(|e| e.to_string())
+                    .and_then(|text| serde_saphyr::from_str::<Value>(text).map_err(|e| e.to_string()))
+            })
             .map_err(|e: String| e)
     } else {
         serde_json::from_slice::<Value>(body).map_err(|e| e.to_string())

@@ -1,109 +1,14 @@
-//! `ClusterSnapshot`: the plain value the engine evaluates. The operator builds it from its
-//! caches, `check` from a kubeconfig or from files; both go through the lenient converters here,
-//! so garbage inside one object becomes a problem of that object, never an error for the rest.
+//! The lenient readers: a Node or a Lease from its JSON form. Only an object without a usable
+//! name fails; every other garbage field becomes a problem of that object.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use crate::policy::RuleId;
+use super::{LeaseInfo, NodeField, NodeInfo, NodeProblem, ObjectError, Readiness, SHUTDOWN_TAINT};
+use crate::text::snippet;
 use crate::time::parse_rfc3339;
-
-/// The taint a cloud provider puts on a node whose VM is shut down.
-pub const SHUTDOWN_TAINT: &str = "node.cloudprovider.kubernetes.io/shutdown";
-
-/// Everything the rules read about a cluster at one moment.
-#[derive(Debug, Clone, Default)]
-pub struct ClusterSnapshot {
-    /// The API server's `gitVersion`, when known.
-    pub server_version: Option<String>,
-    /// Every node (the policy's selector picks its own).
-    pub nodes: Vec<Arc<NodeInfo>>,
-    /// Leases by (namespace, name); only those a policy names need be present.
-    pub leases: BTreeMap<(String, String), LeaseInfo>,
-    /// Group-versions the API server serves (`apps/v1`, `resource.k8s.io/v1alpha3`); `None`
-    /// when discovery was not available (offline), which leaves AlphaApiServed unevaluated.
-    pub api_versions: Option<Vec<String>>,
-}
-
-/// What the rules read about one node.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
-pub struct NodeInfo {
-    /// `metadata.name`.
-    pub name: String,
-    /// `metadata.labels` (empty when unusable; see `problems`).
-    pub labels: BTreeMap<String, String>,
-    /// `metadata.annotations` (the operator keeps only the keys policies read).
-    pub annotations: BTreeMap<String, String>,
-    /// `metadata.creationTimestamp`.
-    pub created: Option<DateTime<Utc>>,
-    /// `status.nodeInfo.kubeletVersion`, verbatim.
-    pub kubelet_version: Option<String>,
-    /// Ready or not, and since when.
-    pub readiness: Readiness,
-    /// The node carries the shutdown taint.
-    pub shutdown: bool,
-    /// Fields that could not be read, each reported as an Info finding about this node.
-    pub problems: Vec<NodeProblem>,
-}
-
-/// Whether a node is Ready.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum Readiness {
-    /// `Ready` is `True` and there is no shutdown taint.
-    Ready,
-    /// Otherwise; since when, if known.
-    NotReady {
-        /// The instant it stopped being Ready.
-        since: Option<DateTime<Utc>>,
-    },
-    /// Not yet known (a default only; converters always decide).
-    #[default]
-    Unknown,
-}
-
-impl Readiness {
-    /// True only for `Ready`.
-    pub fn is_ready(self) -> bool {
-        matches!(self, Readiness::Ready)
-    }
-}
-
-/// A field of an object that could not be read.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct NodeProblem {
-    /// The rule the field feeds.
-    pub rule: RuleId,
-    /// JSON path of the field.
-    pub field: String,
-    /// Why it is unusable.
-    pub reason: String,
-}
-
-/// What the rules read about one Lease.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
-pub struct LeaseInfo {
-    /// Namespace.
-    pub namespace: String,
-    /// Name.
-    pub name: String,
-    /// `spec.renewTime`, else `spec.acquireTime`.
-    pub renewed: Option<DateTime<Utc>>,
-    /// Why `renewed` is missing, if a field was garbage.
-    pub problem: Option<String>,
-}
-
-/// An object that could not be used at all (no name, not an object).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{field}: {reason}")]
-pub struct ObjectError {
-    /// JSON path of the offending field.
-    pub field: String,
-    /// Why.
-    pub reason: String,
-}
 
 fn obj_err(field: &str, reason: impl Into<String>) -> ObjectError {
     ObjectError { field: field.to_string(), reason: reason.into() }
@@ -121,22 +26,20 @@ impl NodeInfo {
             .ok_or_else(|| obj_err("metadata.name", "missing or not a string"))?
             .to_string();
         let mut problems = Vec::new();
-        let mut problem = |rule: RuleId, field: &str, reason: String| {
-            problems.push(NodeProblem { rule, field: field.to_string(), reason })
-        };
+        let mut problem = |field: NodeField, reason: String| problems.push(NodeProblem { field, reason });
 
         let labels = string_map(meta.get("labels")).unwrap_or_else(|reason| {
-            problem(RuleId::NodeImageUnknown, "metadata.labels", reason);
+            problem(NodeField::Labels, reason);
             BTreeMap::new()
         });
         let annotations = string_map(meta.get("annotations")).unwrap_or_else(|reason| {
-            problem(RuleId::NodeImageUnknown, "metadata.annotations", reason);
+            problem(NodeField::Annotations, reason);
             BTreeMap::new()
         });
         let created = match timestamp(meta.get("creationTimestamp")) {
             Ok(t) => t,
             Err(reason) => {
-                problem(RuleId::NodeNotReady, "metadata.creationTimestamp", reason);
+                problem(NodeField::CreationTimestamp, reason);
                 None
             }
         };
@@ -144,11 +47,7 @@ impl NodeInfo {
             None | Some(Value::Null) => None,
             Some(Value::String(s)) => Some(s.clone()),
             Some(other) => {
-                problem(
-                    RuleId::KubernetesVersionUnknown,
-                    "status.nodeInfo.kubeletVersion",
-                    format!("not a string: {}", short_json(other)),
-                );
+                problem(NodeField::KubeletVersion, format!("not a string: {}", short_json(other)));
                 None
             }
         };
@@ -160,7 +59,7 @@ impl NodeInfo {
                 .find(|t| t.get("key").and_then(Value::as_str) == Some(SHUTDOWN_TAINT))
                 .map(|t| timestamp(t.get("timeAdded")).ok().flatten()),
             Some(other) => {
-                problem(RuleId::NodeNotReady, "spec.taints", format!("not a list: {}", short_json(other)));
+                problem(NodeField::Taints, format!("not a list: {}", short_json(other)));
                 None
             }
         };
@@ -169,7 +68,7 @@ impl NodeInfo {
             None | Some(Value::Null) => None,
             Some(Value::Array(conds)) => conds.iter().find(|c| c.get("type").and_then(Value::as_str) == Some("Ready")),
             Some(other) => {
-                problem(RuleId::NodeNotReady, "status.conditions", format!("not a list: {}", short_json(other)));
+                problem(NodeField::Conditions, format!("not a list: {}", short_json(other)));
                 None
             }
         };
@@ -181,7 +80,7 @@ impl NodeInfo {
                     Ok(Some(t)) => Some(t),
                     Ok(None) => created,
                     Err(reason) => {
-                        problem(RuleId::NodeNotReady, "status.conditions[Ready].lastTransitionTime", reason);
+                        problem(NodeField::ReadyTransition, reason);
                         created
                     }
                 };
@@ -204,12 +103,6 @@ impl NodeInfo {
             shutdown: shutdown_taint.is_some(),
             problems,
         })
-    }
-
-    /// Keeps only the annotations whose keys are in `keep` (the cache stores no more than the
-    /// rules read).
-    pub fn retain_annotations(&mut self, keep: &[String]) {
-        self.annotations.retain(|k, _| keep.iter().any(|kk| kk == k));
     }
 }
 
@@ -253,15 +146,15 @@ fn string_map(v: Option<&Value>) -> Result<BTreeMap<String, String>, String> {
 fn timestamp(v: Option<&Value>) -> Result<Option<DateTime<Utc>>, String> {
     match v {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => parse_rfc3339(s)
-            .map(Some)
-            .ok_or_else(|| format!("'{}' is not an RFC 3339 timestamp", crate::policy::version::truncate(s))),
+        Some(Value::String(s)) => {
+            parse_rfc3339(s).map(Some).ok_or_else(|| format!("'{}' is not an RFC 3339 timestamp", snippet(s)))
+        }
         Some(other) => Err(format!("not a timestamp: {}", short_json(other))),
     }
 }
 
 fn short_json(v: &Value) -> String {
-    crate::policy::version::truncate(&v.to_string())
+    snippet(&v.to_string())
 }
 
 #[cfg(test)]
@@ -332,7 +225,7 @@ mod tests {
             }
         });
         let n = NodeInfo::from_value(&v).unwrap();
-        let fields: Vec<_> = n.problems.iter().map(|p| p.field.as_str()).collect();
+        let fields: Vec<_> = n.problems.iter().map(|p| p.field.path()).collect();
         assert_eq!(
             fields,
             [

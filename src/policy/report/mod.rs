@@ -1,14 +1,22 @@
-//! The `status` of a SupportStatus, built from an `Evaluation`: bounded lists and standard
-//! conditions whose `lastTransitionTime` only moves when their status flips.
+//! The `status` of a SupportStatus, built from an `Evaluation`: the one place where typed
+//! findings become v1alpha1 wire types. Every string from the cluster or a user is capped,
+//! lists are bounded, and the whole status stays within a byte budget (`budget`) for any input.
+
+mod budget;
 
 use chrono::{DateTime, Utc};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
-
-use super::evaluate::Evaluation;
 use kube::Resource;
 
-use crate::crd::v1alpha1::{SupportPolicy, SupportReport, SupportStatus, SupportStatusSpec, Verdict};
+use super::ids::Subject;
+use super::outcome::{self, Evaluation};
+use crate::crd::v1alpha1::{
+    ControlPlaneStatus, Finding, PoolSummary, SupportPolicy, SupportReport, SupportStatus, SupportStatusSpec,
+    Transition, Verdict, VersionCount,
+};
+use crate::text::{cap, name};
 use crate::time::to_k8s;
+pub use budget::MAX_STATUS_BYTES;
 
 /// The SupportStatus object for a policy, as the operator applies it and `check -o json`
 /// prints it: same name as the policy, owned by it when its uid is known.
@@ -25,6 +33,16 @@ pub fn status_object(policy: &SupportPolicy, status: SupportReport) -> SupportSt
 
 /// At most this many findings in the status.
 pub const MAX_FINDINGS: usize = 50;
+/// At most this many pools in the status.
+pub const MAX_POOLS: usize = 100;
+/// At most this many versions (kubelet, image) per pool in the status.
+pub const MAX_VERSIONS_PER_POOL: usize = 10;
+/// Characters of a version or an image in the status.
+pub const VERSION_CHARS: usize = 128;
+/// Characters of a finding's message.
+pub const MESSAGE_CHARS: usize = 2048;
+/// Characters of a condition's message (the API allows 32,768; the budget wants less).
+pub const CONDITION_MESSAGE_CHARS: usize = 4096;
 
 /// Condition type: the cluster is supported under the policy.
 pub const CONDITION_SUPPORTED: &str = "Supported";
@@ -40,12 +58,13 @@ pub fn report(
     now: DateTime<Utc>,
 ) -> SupportReport {
     let total = eval.findings.len();
-    let findings: Vec<_> = eval.findings.iter().take(MAX_FINDINGS).cloned().collect();
+    let findings: Vec<Finding> = eval.findings.iter().take(MAX_FINDINGS).map(finding).collect();
+    let pools: Vec<PoolSummary> = eval.pools.iter().take(MAX_POOLS).map(pool).collect();
 
     let (supported_status, supported_reason, supported_message) = match eval.verdict {
         Verdict::Supported => ("True", "Supported", "No finding is at Warning or worse.".to_string()),
-        Verdict::AtRisk => ("False", "AtRisk", headline(eval, "A deadline is near")),
-        Verdict::Unsupported => ("False", "Unsupported", headline(eval, "Out of support")),
+        Verdict::AtRisk => ("False", "AtRisk", headline(&findings, "A deadline is near")),
+        Verdict::Unsupported => ("False", "Unsupported", headline(&findings, "Out of support")),
         Verdict::Unknown => {
             ("Unknown", "PolicyInvalid", "The policy is invalid: see the PolicyValid condition.".to_string())
         }
@@ -62,24 +81,74 @@ pub fn report(
         condition(prev, CONDITION_POLICY_VALID, valid_status, valid_reason, valid_message, generation, now),
     ];
 
-    SupportReport {
+    let mut status = SupportReport {
         verdict: Some(eval.verdict),
         conditions,
         observed_generation: generation,
-        control_plane: eval.control_plane.clone(),
+        control_plane: eval.control_plane.as_ref().map(|cp| ControlPlaneStatus {
+            version: cp.version.as_deref().map(|v| cap(v, VERSION_CHARS)),
+            minor: cp.minor.map(|m| m.to_string()),
+            end_of_support: cp.end_of_support,
+            state: cp.state,
+        }),
         nodes: eval.policy_errors.is_empty().then(|| eval.nodes.clone()),
-        pools: eval.pools.clone(),
-        pools_omitted: eval.pools_omitted,
+        pools_omitted: (eval.pools.len() - pools.len()) as u32,
+        pools,
+        findings_omitted: (total - findings.len()) as u32,
         findings,
         findings_total: total as u32,
-        findings_omitted: total.saturating_sub(MAX_FINDINGS) as u32,
-        next_deadline: eval.next_deadline.clone(),
-        upcoming: eval.upcoming.clone(),
+        next_deadline: eval.next_deadline.as_ref().map(transition),
+        upcoming: eval.upcoming.iter().map(transition).collect(),
+    };
+    budget::fit(&mut status);
+    status
+}
+
+/// `Kind/name`, the name capped.
+fn subject(s: &Subject) -> String {
+    format!("{}/{}", s.kind(), name(s.name()))
+}
+
+fn finding(f: &outcome::Finding) -> Finding {
+    Finding {
+        rule: f.rule.to_string(),
+        severity: f.severity,
+        subject: subject(&f.subject),
+        message: cap(&f.message, MESSAGE_CHARS),
+        since: f.since,
+        deadline: f.deadline,
     }
 }
 
-fn headline(eval: &Evaluation, lead: &str) -> String {
-    match eval.findings.first() {
+fn transition(t: &outcome::Transition) -> Transition {
+    Transition { at: t.at, rule: t.rule.to_string(), subject: subject(&t.subject), severity: t.severity }
+}
+
+fn pool(p: &outcome::Pool) -> PoolSummary {
+    // Capped values can coincide: count them together.
+    let top = |values: Vec<(&str, u32)>| {
+        let mut counts = std::collections::BTreeMap::<String, u32>::new();
+        for (v, n) in values {
+            *counts.entry(cap(v, VERSION_CHARS)).or_default() += n;
+        }
+        let mut v: Vec<VersionCount> =
+            counts.into_iter().map(|(version, count)| VersionCount { version, count }).collect();
+        v.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.version.cmp(&b.version)));
+        v.truncate(MAX_VERSIONS_PER_POOL);
+        v
+    };
+    PoolSummary {
+        name: name(&p.name),
+        nodes: p.nodes,
+        ready: p.ready,
+        kubelet_versions: top(p.kubelets.iter().map(|(v, n)| (v.as_deref().unwrap_or("unknown"), *n)).collect()),
+        images: top(p.images.iter().map(|(i, n)| (i.label(), *n)).collect()),
+        oldest_image_date: p.oldest_image,
+    }
+}
+
+fn headline(findings: &[Finding], lead: &str) -> String {
+    match findings.first() {
         Some(f) => format!("{lead}: {} ({}): {}", f.rule, f.subject, f.message),
         None => lead.to_string(),
     }
@@ -104,7 +173,7 @@ pub fn condition(
         type_: type_.to_string(),
         status: status.to_string(),
         reason: reason.to_string(),
-        message: message.chars().take(32_768).collect(),
+        message: cap(&message, CONDITION_MESSAGE_CHARS),
         observed_generation: generation,
         last_transition_time,
     }
@@ -113,14 +182,15 @@ pub fn condition(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crd::v1alpha1::{Finding, Severity};
+    use crate::crd::v1alpha1::Severity;
+    use crate::policy::ids::RuleId;
     use crate::time::parse_rfc3339;
 
-    fn finding(i: usize) -> Finding {
-        Finding {
-            rule: "NodeNotReady".into(),
+    fn finding(i: usize) -> outcome::Finding {
+        outcome::Finding {
+            rule: RuleId::new("NodeNotReady"),
             severity: Severity::Warning,
-            subject: format!("Node/n{i}"),
+            subject: Subject::Node(format!("n{i}")),
             message: "m".into(),
             since: None,
             deadline: None,

@@ -6,6 +6,8 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer};
 
+use crate::text::snippet;
+
 /// A Kubernetes minor, `MAJOR.MINOR`, ordered numerically (1.9 < 1.10).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Minor {
@@ -42,7 +44,7 @@ impl FromStr for Minor {
 
     /// Strict `MAJOR.MINOR`, as calendar entries write it.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let err = || VersionError(truncate(s));
+        let err = || VersionError(snippet(s));
         let (major, minor) = s.split_once('.').ok_or_else(err)?;
         Ok(Minor { major: number(major).ok_or_else(err)?, minor: number(minor).ok_or_else(err)? })
     }
@@ -58,7 +60,7 @@ impl<'de> Deserialize<'de> for Minor {
 /// The minor of a version string as a kubelet or an API server reports it. Accepts a leading
 /// `v`, an optional patch and any `-…` or `+…` suffix.
 pub fn parse_version(s: &str) -> Result<Minor, VersionError> {
-    let err = || VersionError(truncate(s));
+    let err = || VersionError(snippet(s));
     let t = s.trim();
     let t = t.strip_prefix(['v', 'V']).unwrap_or(t);
     let core = t.split(['-', '+']).next().unwrap_or_default();
@@ -81,17 +83,6 @@ fn number(s: &str) -> Option<u32> {
         return None;
     }
     s.parse().ok()
-}
-
-/// At most 64 characters of user input, for messages.
-pub(crate) fn truncate(s: &str) -> String {
-    if s.chars().count() <= 64 {
-        s.to_string()
-    } else {
-        let mut t: String = s.chars().take(63).collect();
-        t.push('…');
-        t
-    }
 }
 
 #[cfg(test)]
@@ -142,7 +133,12 @@ mod tests {
         }
 
         #[test]
-        fn well_formed_versions_round_trip(major in 0u32..100, minor in 0u32..1000, patch in 0u32..1000, suffix in "(-[a-z0-9.]{1,10})?") {
+        fn well_formed_versions_round_trip(
+            major in 0u32..100,
+            minor in 0u32..1000,
+            patch in 0u32..1000,
+            suffix in "(-[a-z0-9.]{1,10})?",
+        ) {
             let s = format!("v{major}.{minor}.{patch}{suffix}");
             prop_assert_eq!(parse_version(&s), Ok(m(major, minor)));
         }

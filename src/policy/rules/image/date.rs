@@ -1,4 +1,5 @@
-//! Node image versions and the release date encoded in them.
+//! The release date encoded in a node image version, found with the first of a list of
+//! patterns that matches.
 
 use chrono::NaiveDate;
 use regex::Regex;
@@ -15,7 +16,7 @@ pub enum PatternError {
 }
 
 /// Finds an image's release date in its version string with the first pattern that matches.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct ImageDateParser {
     patterns: Vec<Regex>,
 }
@@ -45,7 +46,7 @@ impl ImageDateParser {
 
     /// The release date encoded in `value`. A two-digit year means 20yy.
     pub fn parse(&self, value: &str) -> Result<NaiveDate, ImageDateError> {
-        let shown = super::version::truncate(value);
+        let shown = crate::text::snippet(value);
         for re in &self.patterns {
             let Some(caps) = re.captures(value) else { continue };
             let field = |name: &str| caps.name(name).map(|m| m.as_str()).unwrap_or_default();
@@ -89,7 +90,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn aks() -> ImageDateParser {
-        ImageDateParser::new(&calendar::preset(Platform::Aks).unwrap().defaults.node_image.date_patterns).unwrap()
+        ImageDateParser::new(&calendar::preset(Platform::Aks).unwrap().node_image_date_patterns).unwrap()
     }
 
     fn day(s: &str) -> NaiveDate {

@@ -1,0 +1,258 @@
+//! `nodeImage`: how old each node's image is, from the release date in its version (a label or
+//! an annotation) or, where platforms replace nodes to patch, from the node's creation.
+
+mod date;
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use super::{pool_of, Family, Input, Output, Rules};
+use crate::crd::v1alpha1::{NodeImageSource, NodeImageSpec, Severity};
+use crate::policy::ids::RuleId;
+use crate::policy::outcome::{ImageOrigin, NodeImage};
+use crate::policy::settings::{merged, Errors, PolicyError};
+use crate::policy::signal::{escalation, Cause, Fact, Signal, Who};
+use crate::snapshot::{NodeField, NodeInfo};
+use crate::text::snippet;
+use crate::time::{plus_days, start_of_day, when};
+use date::{ImageDateError, ImageDateParser};
+
+/// A node image at or past its age limits (Warning, then Unsupported).
+pub(crate) const NODE_IMAGE_OUTDATED: RuleId = RuleId::new("NodeImageOutdated");
+/// A node whose image age cannot be told.
+pub(crate) const NODE_IMAGE_UNKNOWN: RuleId = RuleId::new("NodeImageUnknown");
+
+pub(super) const FAMILY: Family = Family {
+    rules: &[NODE_IMAGE_OUTDATED, NODE_IMAGE_UNKNOWN],
+    resolve: |sources| {
+        let user = sources.spec.node_image.clone().map(with_implied_source);
+        let preset = sources.preset.and_then(|p| p.spec.node_image.clone());
+        let Some(section) = merged(preset, user.clone()) else { return Ok(None) };
+        let patterns = match (&section.date_pattern, sources.preset) {
+            (Some(p), _) => vec![p.clone()],
+            (None, Some(preset)) => preset.node_image_date_patterns.clone(),
+            (None, None) => Vec::new(),
+        };
+        let resolving = Resolving {
+            both: user.as_ref().is_some_and(|u| u.label.is_some() && u.annotation.is_some()),
+            explicit: user.and_then(|u| u.source),
+            section,
+            patterns,
+        };
+        Ok(Some(Box::new(ImageRules::try_from(resolving)?)))
+    },
+};
+
+/// A label or an annotation named in the policy says where the version is, whatever the
+/// preset reads.
+fn with_implied_source(mut s: NodeImageSpec) -> NodeImageSpec {
+    s.source = s.source.or(if s.label.is_some() {
+        Some(NodeImageSource::Label)
+    } else if s.annotation.is_some() {
+        Some(NodeImageSource::Annotation)
+    } else {
+        None
+    });
+    s
+}
+
+/// Where the image version comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum ImageSource {
+    Label(String),
+    Annotation(String),
+    NodeCreation,
+}
+
+/// The node image settings, resolved.
+#[derive(Debug, Clone)]
+struct ImageRules {
+    source: ImageSource,
+    parser: ImageDateParser,
+    warn_after_days: Option<u32>,
+    unsupported_after_days: Option<u32>,
+}
+
+/// The merged section and what the resolution needs besides.
+struct Resolving {
+    section: NodeImageSpec,
+    patterns: Vec<String>,
+    /// The policy sets both a label and an annotation.
+    both: bool,
+    /// The source the policy names (explicitly or through its label or annotation).
+    explicit: Option<NodeImageSource>,
+}
+
+impl TryFrom<Resolving> for ImageRules {
+    type Error = Vec<PolicyError>;
+
+    fn try_from(r: Resolving) -> Result<Self, Self::Error> {
+        let mut errors = Errors::default();
+        let s = r.section;
+        if r.both {
+            errors.push("spec.nodeImage", "set label or annotation, not both");
+        }
+        let source = match s.source {
+            Some(NodeImageSource::Label) => s.label.clone().map(ImageSource::Label),
+            Some(NodeImageSource::Annotation) => s.annotation.clone().map(ImageSource::Annotation),
+            Some(NodeImageSource::NodeCreation) => Some(ImageSource::NodeCreation),
+            None => None,
+        };
+        let source = source.unwrap_or_else(|| {
+            match r.explicit {
+                Some(NodeImageSource::Annotation) => {
+                    errors.push("spec.nodeImage.annotation", "required with source: Annotation")
+                }
+                Some(NodeImageSource::Label) => errors.push("spec.nodeImage.label", "required with source: Label"),
+                _ => errors.push("spec.nodeImage.source", "required: set label, annotation or source: NodeCreation"),
+            }
+            ImageSource::NodeCreation
+        });
+        if r.patterns.is_empty() && source != ImageSource::NodeCreation {
+            errors
+                .push("spec.nodeImage.datePattern", "required when the image version comes from a label or annotation");
+        }
+        let parser = ImageDateParser::new(&r.patterns).unwrap_or_else(|(_, e)| {
+            errors.push("spec.nodeImage.datePattern", e.to_string());
+            ImageDateParser::default()
+        });
+        let (warn, unsupported) = (s.warn_after_days, s.unsupported_after_days);
+        errors.pair("spec.nodeImage", warn, unsupported);
+        if warn.is_none() && unsupported.is_none() {
+            errors.push("spec.nodeImage.warnAfterDays", "set warnAfterDays or unsupportedAfterDays");
+        }
+        errors.into_result(ImageRules { source, parser, warn_after_days: warn, unsupported_after_days: unsupported })
+    }
+}
+
+/// Why a node's image age cannot be told.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum Unreadable {
+    #[error("the node has no creationTimestamp")]
+    NoCreation,
+    #[error("the node has no {kind} {key}")]
+    Missing { kind: &'static str, key: String },
+    #[error("no date pattern matches its image version '{0}'")]
+    NoMatch(String),
+    #[error("{0}")]
+    NotADay(ImageDateError),
+}
+
+impl ImageRules {
+    /// The image of every node, parsing each distinct version once (a pool's nodes share one).
+    fn read<'a>(&self, nodes: &[&'a NodeInfo]) -> Vec<Result<(ImageOrigin, DateTime<Utc>), Unreadable>> {
+        let mut parsed: HashMap<&'a str, Result<DateTime<Utc>, Unreadable>> = HashMap::new();
+        nodes
+            .iter()
+            .map(|node| {
+                let (kind, key, map) = match &self.source {
+                    ImageSource::NodeCreation => {
+                        return node.created.map(|c| (ImageOrigin::NodeCreation, c)).ok_or(Unreadable::NoCreation)
+                    }
+                    ImageSource::Label(key) => ("label", key, &node.labels),
+                    ImageSource::Annotation(key) => ("annotation", key, &node.annotations),
+                };
+                let value = map.get(key).ok_or_else(|| Unreadable::Missing { kind, key: snippet(key) })?;
+                let released = parsed
+                    .entry(value.as_str())
+                    .or_insert_with(|| match self.parser.parse(value) {
+                        Ok(date) => Ok(start_of_day(date)),
+                        Err(ImageDateError::NoMatch(v)) => Err(Unreadable::NoMatch(v)),
+                        Err(e) => Err(Unreadable::NotADay(e)),
+                    })
+                    .clone()?;
+                Ok((ImageOrigin::Version(value.clone()), released))
+            })
+            .collect()
+    }
+}
+
+impl Rules for ImageRules {
+    fn evaluate(&self, input: &Input<'_>, out: &mut Output) {
+        for (node, read) in input.nodes.iter().zip(self.read(input.nodes)) {
+            let pool = pool_of(node);
+            match read {
+                Ok((image, date)) => {
+                    let warn_at = self.warn_after_days.map(|d| plus_days(date, d));
+                    let unsupported_at = self.unsupported_after_days.map(|d| plus_days(date, d));
+                    let cause = match &image {
+                        ImageOrigin::Version(v) => Cause::Value(v.clone()),
+                        ImageOrigin::NodeCreation => Cause::Rule,
+                    };
+                    out.samples.node_images.push(NodeImage {
+                        node: node.name.clone(),
+                        pool: pool.to_string(),
+                        image: image.clone(),
+                        released: date,
+                    });
+                    let fact = Arc::new(ImageFact { image, date, warn_at, unsupported_at });
+                    let signal = Signal::node(NODE_IMAGE_OUTDATED, &node.name, pool, cause, fact);
+                    out.signals.push(signal.steps(escalation(warn_at, unsupported_at)).origin(Some(date)));
+                }
+                Err(reason) => {
+                    if node.problems.iter().any(|p| matches!(p.field, NodeField::Labels | NodeField::Annotations)) {
+                        continue; // unreadable labels are reported as a problem of the node
+                    }
+                    let reason = reason.to_string();
+                    let fact = Arc::new(UnknownFact { reason: reason.clone() });
+                    let signal = Signal::node(NODE_IMAGE_UNKNOWN, &node.name, pool, Cause::Value(reason), fact);
+                    out.signals.push(signal.base(Severity::Info));
+                }
+            }
+        }
+    }
+}
+
+/// A node's image and its age limits.
+#[derive(Debug)]
+struct ImageFact {
+    image: ImageOrigin,
+    date: DateTime<Utc>,
+    warn_at: Option<DateTime<Utc>>,
+    unsupported_at: Option<DateTime<Utc>>,
+}
+
+impl Fact for ImageFact {
+    fn message(&self, who: &Who<'_>, severity: Severity) -> String {
+        let (age, action) = match &self.image {
+            ImageOrigin::NodeCreation => (
+                format!("{} created on {} (its image is at least that old)", who.subject(), when(self.date)),
+                "Replace the nodes (upgrade or roll the pool)",
+            ),
+            ImageOrigin::Version(image) => (
+                format!(
+                    "{} run{} node image {}, released on {}",
+                    who.subject(),
+                    who.s(),
+                    snippet(image),
+                    self.date.date_naive()
+                ),
+                "Upgrade the node image",
+            ),
+        };
+        match (severity, self.unsupported_at) {
+            (Severity::Unsupported, Some(u)) => format!("{age}: out of support since {}. {action}.", when(u)),
+            (_, Some(u)) => format!("{age}: out of support from {}. {action} before then.", when(u)),
+            (_, None) => format!(
+                "{age}: older than the policy's {} days. {action}.",
+                self.warn_at.map(|w| (w - self.date).num_days()).unwrap_or_default()
+            ),
+        }
+    }
+}
+
+/// Why a node's image age is unknown.
+#[derive(Debug)]
+struct UnknownFact {
+    reason: String,
+}
+
+impl Fact for UnknownFact {
+    fn message(&self, who: &Who<'_>, _: Severity) -> String {
+        format!("Cannot tell the node image age of {}: {}.", who.describe(), self.reason)
+    }
+}

@@ -1,0 +1,137 @@
+//! The rule families. Each module owns one section of the policy (or none): its settings and
+//! their resolution from preset + policy, the signals it emits, their wording, and its tests.
+//! The engine runs the families of `FAMILIES` in order; adding a family is a module and a line
+//! there (README, "Adding a rule").
+
+mod alpha;
+mod attestation;
+mod heartbeat;
+mod image;
+mod problems;
+mod scope;
+mod stopped;
+mod version;
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+
+use super::ids::{RuleId, POLICY_INVALID};
+use super::outcome::{ControlPlane, Samples};
+use super::settings::{PolicyError, Sources};
+use super::signal::Signal;
+use crate::crd::v1alpha1::LeaseReference;
+use crate::snapshot::{ClusterSnapshot, NodeInfo};
+
+pub(crate) use image::NODE_IMAGE_OUTDATED;
+pub(crate) use version::{KUBELET_VERSION_END_OF_SUPPORT, KUBELET_VERSION_SKEW};
+
+/// A rule family, as the engine knows it.
+pub(crate) struct Family {
+    /// The rules it reports.
+    pub rules: &'static [RuleId],
+    /// Its settings from the policy and the preset; `None` when it is not evaluated.
+    pub resolve: fn(&Sources<'_>) -> Resolved,
+}
+
+/// A family's settings resolved: evaluated (`Some`), not evaluated (`None`), or every problem.
+pub(crate) type Resolved = Result<Option<Box<dyn Rules>>, Vec<PolicyError>>;
+
+/// Every family, in the order they run.
+pub(crate) const FAMILIES: &[Family] = &[
+    version::FAMILY,
+    image::FAMILY,
+    stopped::FAMILY,
+    problems::FAMILY,
+    heartbeat::FAMILY,
+    attestation::FAMILY,
+    alpha::FAMILY,
+    scope::FAMILY,
+];
+
+/// Every rule identifier, by name: what `rule` can hold.
+pub fn all_rules() -> Vec<RuleId> {
+    let mut all: Vec<RuleId> = FAMILIES.iter().flat_map(|f| f.rules.iter().copied()).collect();
+    all.push(POLICY_INVALID);
+    all.sort();
+    all.dedup();
+    all
+}
+
+/// What a family reads.
+pub(crate) struct Input<'a> {
+    /// The whole snapshot (Leases, discovery, every node).
+    pub snapshot: &'a ClusterSnapshot,
+    /// The nodes the policy's selector picks.
+    pub nodes: &'a [&'a NodeInfo],
+    /// The instant of evaluation.
+    pub now: DateTime<Utc>,
+}
+
+/// What families write.
+#[derive(Default)]
+pub(crate) struct Output {
+    /// Every signal.
+    pub signals: Vec<Signal>,
+    /// The control plane, from the version family.
+    pub control_plane: Option<ControlPlane>,
+    /// Detail for metrics (and the pools' images).
+    pub samples: Samples,
+}
+
+/// A family with its settings resolved: it evaluates a snapshot.
+pub(crate) trait Rules: fmt::Debug + Send + Sync {
+    /// Emits the signals of `input` (and what the summaries need) into `out`.
+    fn evaluate(&self, input: &Input<'_>, out: &mut Output);
+
+    /// The Leases it reads (the operator caches those, `check` reads those).
+    fn leases(&self) -> Vec<LeaseReference> {
+        Vec::new()
+    }
+}
+
+/// Labels that name a node's pool, in the order they are tried.
+pub const POOL_LABELS: [&str; 5] = [
+    "kubernetes.azure.com/agentpool",
+    "agentpool",
+    "msft.microsoft/nodepool-name",
+    "eks.amazonaws.com/nodegroup",
+    "cloud.google.com/gke-nodepool",
+];
+
+/// The pool a node belongs to (`default` when no pool label is set).
+pub fn pool_of(node: &NodeInfo) -> &str {
+    POOL_LABELS.iter().find_map(|k| node.labels.get(*k)).map(String::as_str).unwrap_or("default")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rule_names_are_unique_across_families_unless_shared_on_purpose() {
+        // Node read problems report under the rule of the family that reads the field.
+        let shared = [image::NODE_IMAGE_UNKNOWN, stopped::NODE_NOT_READY, version::KUBERNETES_VERSION_UNKNOWN];
+        let mut seen = std::collections::BTreeMap::new();
+        for (i, f) in FAMILIES.iter().enumerate() {
+            for r in f.rules {
+                if let Some(j) = seen.insert(*r, i) {
+                    assert!(shared.contains(r), "{r} is declared by families {j} and {i}");
+                }
+            }
+        }
+    }
+
+    /// The README lists every rule; the list cannot drift from the code.
+    #[test]
+    fn the_readme_lists_every_rule() {
+        let readme = include_str!("../../../README.md");
+        let start = readme.find("\nRules: ").expect("a paragraph 'Rules: …' in the README") + "\nRules: ".len();
+        let paragraph = readme[start..].split("\n\n").next().unwrap_or_default().replace('\n', " ");
+        let mut listed: Vec<String> =
+            paragraph.split(", ").map(|r| r.trim().trim_matches(['`', '.']).to_string()).collect();
+        listed.sort();
+        let all: Vec<String> = all_rules().iter().map(|r| r.to_string()).collect();
+        assert_eq!(listed, all);
+    }
+}

@@ -1,0 +1,159 @@
+//! A signal: one subject's severity as a step function of time, and the fact that words it.
+//! Rule families emit signals; `evaluate` groups them into findings.
+
+use std::fmt;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use super::ids::{RuleId, Subject};
+use crate::crd::v1alpha1::Severity;
+use crate::snapshot::NodeField;
+use crate::text::{capitalise, name};
+use crate::version::Minor;
+
+/// One subject's severity over time: `base` before the first step, then each step's severity
+/// from its instant on. Steps rise: every rule only gets worse as time passes.
+#[derive(Debug, Clone)]
+pub struct Signal {
+    /// The rule.
+    pub rule: RuleId,
+    /// The one thing the signal is about.
+    pub subject: Subject,
+    /// Node signals with the same (pool, cause) merge into one finding about the pool.
+    pub group: Option<PoolGroup>,
+    /// The severity before the first step.
+    pub base: Option<Severity>,
+    /// Where the severity rises.
+    pub steps: Vec<(DateTime<Utc>, Severity)>,
+    /// When the underlying fact began (the finding's `since` for a base severity).
+    pub origin: Option<DateTime<Utc>>,
+    /// What to say about it.
+    pub fact: Arc<dyn Fact>,
+}
+
+impl Signal {
+    /// Severity at `t`.
+    pub fn at(&self, t: DateTime<Utc>) -> Option<Severity> {
+        self.steps.iter().filter(|(at, _)| *at <= t).map(|(_, s)| *s).max().max(self.base)
+    }
+
+    /// A signal about node `node` of `pool`, grouped with the pool's nodes of the same cause.
+    pub fn node(rule: RuleId, node: &str, pool: &str, cause: Cause, fact: Arc<dyn Fact>) -> Self {
+        Signal {
+            rule,
+            subject: Subject::Node(node.to_string()),
+            group: Some(PoolGroup { pool: pool.to_string(), cause }),
+            base: None,
+            steps: Vec::new(),
+            origin: None,
+            fact,
+        }
+    }
+
+    /// A signal about one subject, never grouped.
+    pub fn one(rule: RuleId, subject: Subject, fact: Arc<dyn Fact>) -> Self {
+        Signal { rule, subject, group: None, base: None, steps: Vec::new(), origin: None, fact }
+    }
+
+    /// With a base severity.
+    pub fn base(mut self, severity: Severity) -> Self {
+        self.base = Some(severity);
+        self
+    }
+
+    /// With steps.
+    pub fn steps(mut self, steps: Vec<(DateTime<Utc>, Severity)>) -> Self {
+        self.steps = steps;
+        self
+    }
+
+    /// With the instant the fact began.
+    pub fn origin(mut self, origin: Option<DateTime<Utc>>) -> Self {
+        self.origin = origin;
+        self
+    }
+}
+
+/// The pool of a node signal and the cause it shares with the pool's other nodes.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct PoolGroup {
+    /// The pool.
+    pub pool: String,
+    /// The cause.
+    pub cause: Cause,
+}
+
+/// Why a node signal fires, as far as grouping goes: nodes of a pool with equal causes make
+/// one finding.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Cause {
+    /// The rule itself (every node of the pool that fails it).
+    Rule,
+    /// A minor (a kubelet's).
+    Minor(Minor),
+    /// A value (an image version, a version that does not parse, a reason).
+    Value(String),
+    /// A field of the node that could not be read.
+    Field(NodeField),
+}
+
+/// What a signal is about, in words. Each family words its own facts.
+pub trait Fact: fmt::Debug + Send + Sync {
+    /// The finding's message: what is wrong and what to do, by when. `who` is the group of
+    /// nodes that share the fact (empty for a signal that is not about nodes).
+    fn message(&self, who: &Who<'_>, severity: Severity) -> String;
+}
+
+/// The nodes a finding is about.
+#[derive(Debug, Clone)]
+pub struct Who<'a> {
+    /// Their names, worst first.
+    pub nodes: Vec<&'a str>,
+    /// Their pool, when grouped.
+    pub pool: Option<&'a str>,
+}
+
+impl Who<'_> {
+    /// `node aks-1` or `3 nodes in pool 'user' (a, b, c)`, names capped.
+    pub fn describe(&self) -> String {
+        match (self.nodes.len(), self.pool) {
+            (0, _) => String::new(),
+            (1, _) | (_, None) => format!("node {}", name(self.nodes[0])),
+            (n, Some(pool)) => {
+                let shown: Vec<String> = self.nodes.iter().take(3).map(|n| name(n)).collect();
+                let more = if n > 3 { format!(", and {} more", n - 3) } else { String::new() };
+                format!("{n} nodes in pool '{}' ({}{more})", name(pool), shown.join(", "))
+            }
+        }
+    }
+
+    /// `describe()` at the start of a sentence.
+    pub fn subject(&self) -> String {
+        capitalise(&self.describe())
+    }
+
+    /// True for one node.
+    pub fn one(&self) -> bool {
+        self.nodes.len() <= 1
+    }
+
+    /// The verb ending for the group: `s` for one node (`runs`), nothing for several (`run`).
+    pub fn s(&self) -> &'static str {
+        if self.one() {
+            "s"
+        } else {
+            ""
+        }
+    }
+}
+
+/// Warning from `warn_at`, Unsupported from `unsupported_at`; a warning at or after the
+/// unsupported instant is dropped (the higher severity holds from that instant).
+pub fn escalation(
+    warn_at: Option<DateTime<Utc>>,
+    unsupported_at: Option<DateTime<Utc>>,
+) -> Vec<(DateTime<Utc>, Severity)> {
+    let warn = warn_at.filter(|w| unsupported_at.is_none_or(|u| *w < u)).map(|w| (w, Severity::Warning));
+    warn.into_iter().chain(unsupported_at.map(|u| (u, Severity::Unsupported))).collect()
+}
