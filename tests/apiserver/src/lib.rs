@@ -78,6 +78,7 @@
 mod discovery;
 mod errors;
 mod fields;
+pub mod generate;
 mod meta;
 mod record;
 mod resources;
