@@ -64,9 +64,10 @@ fmt: ## Format the code
 lint: ## Clippy, warnings as errors
 	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
 
-bench: ## Benchmarks (medians against a baseline in the same run): evaluation, reconcile against the emulator
+bench: ## Benchmarks (medians against a baseline in the same run): evaluation, reconcile, scale (1k–65k nodes; writes BENCHMARKS.md; SCALE_SIZES=1000,5000 limits)
 	$(CARGO) bench --locked --bench evaluate
 	$(CARGO) bench --locked --bench reconcile
+	$(CARGO) bench --locked --bench scale
 
 run: ## Run the operator against the current kubeconfig
 	$(CARGO) run --locked -- run --metrics-addr 127.0.0.1:8080

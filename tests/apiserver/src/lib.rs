@@ -92,6 +92,7 @@ mod crds;
 mod discovery;
 mod errors;
 mod fields;
+pub mod generate;
 mod meta;
 mod openapi;
 mod record;
