@@ -36,14 +36,15 @@ pub enum Command {
 /// Flags of `check`.
 #[derive(Args, Debug, Clone)]
 pub struct CheckArgs {
-    /// A SupportPolicy YAML file, a preset (aks, aks-arc, eks, gke, upstream) or the name of a
-    /// SupportPolicy in the cluster.
+    /// A SupportPolicy YAML file (`-`: standard input), a preset (aks, aks-arc, eks, gke,
+    /// upstream) or the name of a SupportPolicy in the cluster.
     #[arg(long, env = "SUPPORT_CHECK_POLICY", value_name = "FILE|NAME")]
     pub policy: String,
     /// A snapshot to evaluate offline: `kubectl get nodes,leases -A -o json`, a multi-document
-    /// YAML of Nodes and Leases, or `kubectl version -o json`. Repeatable. Without it, the
-    /// cluster of the current kubeconfig is read.
-    #[arg(long = "snapshot", env = "SUPPORT_CHECK_SNAPSHOT", value_name = "FILE", value_delimiter = ',')]
+    /// YAML of Nodes and Leases, or `kubectl version -o json`; a file, a FIFO, `/dev/stdin` or
+    /// `-` (standard input). Repeatable; the environment variable takes a comma-separated list.
+    /// Without it, the cluster of the current kubeconfig is read.
+    #[arg(long = "snapshot", env = "SUPPORT_CHECK_SNAPSHOT", value_name = "FILE")]
     pub snapshots: Vec<PathBuf>,
     /// The control-plane version when evaluating offline (e.g. v1.31.4).
     #[arg(long, env = "SUPPORT_CHECK_SERVER_VERSION", value_name = "VERSION")]
@@ -106,6 +107,32 @@ impl RunArgs {
     }
 }
 
+impl Cli {
+    /// Parses the command line (`args`, the program name first) and the environment. A path
+    /// may hold a comma, so `--snapshot` values are taken whole; only SUPPORT_CHECK_SNAPSHOT,
+    /// which holds one string, is a comma-separated list.
+    pub fn from_args<I, T>(args: I) -> Result<Cli, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        use clap::{CommandFactory, FromArgMatches};
+        let matches = Cli::command().try_get_matches_from(args)?;
+        let mut cli = Cli::from_arg_matches(&matches)?;
+        if let (Command::Check(check), Some(("check", sub))) = (&mut cli.command, matches.subcommand()) {
+            if sub.value_source("snapshots") == Some(clap::parser::ValueSource::EnvVariable) {
+                check.snapshots = check
+                    .snapshots
+                    .iter()
+                    .flat_map(|p| p.to_string_lossy().split(',').map(PathBuf::from).collect::<Vec<_>>())
+                    .filter(|p| !p.as_os_str().is_empty())
+                    .collect();
+            }
+        }
+        Ok(cli)
+    }
+}
+
 fn parse_now(s: &str) -> Result<DateTime<Utc>, String> {
     crate::time::parse_rfc3339(s).ok_or_else(|| format!("'{s}' is not an RFC 3339 instant (e.g. 2026-12-01T00:00:00Z)"))
 }
@@ -128,6 +155,18 @@ mod tests {
                 assert!(arg.get_help().is_some(), "{} --{} has no help", sub.get_name(), arg.get_id());
             }
         }
+    }
+
+    /// A path may hold a comma: only the environment variable is a list.
+    #[test]
+    fn snapshot_paths_split_on_commas_only_in_the_environment() {
+        let paths = |cli: Cli| match cli.command {
+            Command::Check(c) => c.snapshots,
+            _ => unreachable!(),
+        };
+        let args = ["support-operator", "check", "--policy", "aks", "--snapshot", "a,b.json", "--snapshot", "c"];
+        assert_eq!(paths(Cli::from_args(args).unwrap()), [PathBuf::from("a,b.json"), PathBuf::from("c")]);
+        // The environment variable is split (tests/cli.rs runs the binary with it set).
     }
 
     #[test]

@@ -1,11 +1,10 @@
 use std::process::ExitCode;
 
-use clap::Parser;
 use support_operator::check::{self, CheckOptions};
 use support_operator::cli::{Cli, Command};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::from_args(std::env::args_os()).unwrap_or_else(|e| e.exit());
     match cli.command {
         Command::Crd => {
             print!("{}", support_operator::crd::crds_yaml());

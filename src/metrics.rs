@@ -215,10 +215,14 @@ impl Metrics {
             // Label values from the cluster are capped like the status's (an annotation can
             // hold anything); a node whose age comes from its creation says so.
             let image = crate::text::cap(n.image.label(), crate::policy::report::VERSION_CHARS);
-            series.push((Domain::NodeImage, vec![p.clone(), n.node.clone(), n.pool.clone(), image], ts(n.released)));
+            series.push((
+                Domain::NodeImage,
+                vec![p.clone(), n.node.to_string(), n.pool.to_string(), image],
+                ts(n.released),
+            ));
         }
         for n in &eval.samples.not_ready {
-            series.push((Domain::NotReady, vec![p.clone(), n.node.clone(), n.pool.clone()], ts(n.since)));
+            series.push((Domain::NotReady, vec![p.clone(), n.node.to_string(), n.pool.to_string()], ts(n.since)));
         }
         if let Some(since) = eval.samples.cluster_stopped_since {
             series.push((Domain::ClusterStopped, vec![p.clone()], ts(since)));
@@ -307,7 +311,7 @@ mod tests {
                 .iter()
                 .map(|(n, ready)| {
                     Arc::new(NodeInfo {
-                        name: n.to_string(),
+                        name: (*n).into(),
                         labels: [(
                             "kubernetes.azure.com/node-image-version".to_string(),
                             "AKSUbuntu-2204gen2containerd-202611.18.0".to_string(),

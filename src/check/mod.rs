@@ -144,7 +144,7 @@ pub async fn run(opts: CheckOptions) -> Result<u8, CheckError> {
         })?)
     };
 
-    let policy = match (input::preset_policy(&opts.policy), Path::new(&opts.policy).is_file()) {
+    let policy = match (input::preset_policy(&opts.policy), input::is_readable(&opts.policy)) {
         (_, true) => input::load_policy(Path::new(&opts.policy)).map_err(PolicyFault::File)?,
         (Some(p), false) => p,
         (None, false) if looks_like_path(&opts.policy) => {
@@ -165,7 +165,8 @@ pub async fn run(opts: CheckOptions) -> Result<u8, CheckError> {
         Policy::resolve(&policy.spec).map_err(|errors| PolicyFault::Invalid { name: opts.policy.clone(), errors })?;
 
     let mut snapshot = if offline {
-        let (snapshot, warnings) = input::load_snapshots(&opts.snapshots).map_err(CheckError::Snapshot)?;
+        let (snapshot, warnings) =
+            input::load_snapshots(&opts.snapshots, &resolved.node_keys()).map_err(CheckError::Snapshot)?;
         for w in warnings {
             eprintln!("warning: {}", w.0);
         }
@@ -234,7 +235,7 @@ fn looks_like_path(s: &str) -> bool {
 
 /// A policy argument that is neither a file nor a preset names a policy in the cluster.
 fn needs_cluster_for_policy(policy: &str) -> bool {
-    input::preset_policy(policy).is_none() && !Path::new(policy).is_file() && !looks_like_path(policy)
+    input::preset_policy(policy).is_none() && !input::is_readable(policy) && !looks_like_path(policy)
 }
 
 #[cfg(test)]

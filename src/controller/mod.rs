@@ -5,6 +5,7 @@
 pub mod clock;
 pub mod error;
 mod leases;
+mod nodes;
 mod reconcile;
 mod runtime;
 mod triggers;
@@ -35,6 +36,7 @@ use crate::snapshot::ClusterSnapshot;
 use clock::Clock;
 pub use error::{Category, Error};
 use leases::{LeaseCache, LeaseWatches};
+use nodes::{policy_keys, preset_keys, NodeCache, NodeWatch};
 use runtime::{elector_end, Tasks};
 use watches::{applied, watch_all, SYNCED_ALL, SYNCED_NODES, SYNCED_POLICIES, SYNCED_STATUSES};
 
@@ -85,7 +87,7 @@ struct ClusterInfo {
 pub struct Context {
     client: Client,
     clock: Arc<dyn Clock>,
-    nodes: Store<DeserializeGuard<CachedNode>>,
+    nodes: Arc<NodeCache>,
     leases: Arc<LeaseCache>,
     statuses: Store<DeserializeGuard<SupportStatus>>,
     policies: Store<DeserializeGuard<SupportPolicy>>,
@@ -114,7 +116,7 @@ impl Context {
     /// one of those Leases has not been read yet.
     fn snapshot(&self, policy_leases: &[(String, String)]) -> Option<ClusterSnapshot> {
         let leases = self.leases.get(policy_leases)?;
-        let nodes = self.nodes.state().iter().filter_map(|n| n.0.as_ref().ok().map(|n| n.info.clone())).collect();
+        let nodes = self.nodes.nodes();
         let info = self.cluster.read().unwrap_or_else(|e| e.into_inner()).clone();
         Some(ClusterSnapshot { server_version: info.server_version, nodes, leases, api_versions: info.api_versions })
     }
@@ -190,15 +192,7 @@ pub async fn run(
         &health,
         (synced_tx.clone(), SYNCED_POLICIES),
     );
-    let (nodes, node_writer) = reflector::store();
-    let node_events = watch_all(
-        Api::<DeserializeGuard<CachedNode>>::all(client.clone()),
-        node_writer,
-        "Node",
-        &metrics,
-        &health,
-        (synced_tx.clone(), SYNCED_NODES),
-    );
+    let nodes = Arc::new(NodeCache::default());
     let (statuses, status_writer) = reflector::store();
     let status_events = watch_all(
         Api::<DeserializeGuard<SupportStatus>>::all(client.clone()),
@@ -262,19 +256,18 @@ pub async fn run(
 
     // Content changes of the caches coalesce into one "re-evaluate everything" signal.
     let changed = Arc::new(watch::channel(()).0);
-    let signal = |changed: Arc<watch::Sender<()>>| {
-        move |()| {
-            changed.send_replace(());
-            std::future::ready(())
-        }
-    };
     let (policies_changed_tx, policies_changed_rx) = watch::channel(());
     let (policy_tx, policy_rx) = futures::channel::mpsc::unbounded();
+    // What the node cache keeps: what the presets read, then what the policies read too.
+    let (node_keys_tx, node_keys_rx) = watch::channel(preset_keys());
+    let keys_of = policy_store.clone();
     tasks.spawn_forever(
         "SupportPolicy watch",
         policy_events.for_each(move |event| {
             if !matches!(event, Event::Init | Event::InitApply(_)) {
                 policies_changed_tx.send_replace(());
+                let keys = policy_keys(&keys_of);
+                node_keys_tx.send_if_modified(|current| std::mem::replace(current, keys.clone()) != keys);
             }
             if let Some(policy) = applied(event) {
                 let _ = policy_tx.unbounded_send(policy);
@@ -282,10 +275,20 @@ pub async fn run(
             std::future::ready(())
         }),
     );
-    tasks.spawn_forever(
-        "Node watch",
-        triggers::node_changes(node_events, metrics.clone()).for_each(signal(changed.clone())),
-    );
+    let node_watch = NodeWatch {
+        api: Api::<CachedNode>::all(client.clone()),
+        cache: nodes.clone(),
+        metrics: metrics.clone(),
+        health: health.clone(),
+        changed: changed.clone(),
+        synced: {
+            let tx = synced_tx.clone();
+            Box::new(move || {
+                tx.send_if_modified(|m| std::mem::replace(m, *m | SYNCED_NODES) != *m | SYNCED_NODES);
+            })
+        },
+    };
+    tasks.spawn_forever("Node watch", node_watch.run(node_keys_rx));
     let (status_tx, status_rx) = futures::channel::mpsc::unbounded();
     tasks.spawn_forever(
         "SupportStatus watch",

@@ -60,6 +60,11 @@ pub(super) async fn reconcile(obj: Arc<DeserializeGuard<SupportPolicy>>, ctx: Ar
         // The Leases it names are not read yet: their first list triggers a reconcile.
         return Ok(Action::await_change());
     };
+    if resolved.as_ref().is_ok_and(|p| !ctx.nodes.holds(&p.node_keys())) {
+        // It reads node labels the cache does not hold yet: the relist under way reads them,
+        // and its end triggers a reconcile.
+        return Ok(Action::await_change());
+    }
 
     let _busy = ctx.health.busy(LOOP);
     let _timer = ctx.metrics.reconcile_duration.start_timer();

@@ -1,11 +1,13 @@
 //! One-shot reads of the cluster for `check` (the operator reads its caches instead).
 
+use std::sync::Arc;
+
 use kube::api::{Api, ListParams};
 use kube::Client;
 
 use super::objects::{CachedLease, CachedNode};
 use crate::policy::Policy;
-use crate::snapshot::ClusterSnapshot;
+use crate::snapshot::{ClusterSnapshot, Interner};
 
 /// Page size of node lists.
 const PAGE: u32 = 500;
@@ -36,11 +38,16 @@ pub async fn live_snapshot(
 
     let nodes_api: Api<CachedNode> = Api::all(client.clone());
     let mut nodes = Vec::new();
+    // Each page is trimmed to what the policy reads before the next is read.
+    let (keys, mut interner) = (policy.node_keys(), Interner::default());
     let mut params = ListParams::default().limit(PAGE);
     loop {
         progress(&format!("listing nodes ({} so far)", nodes.len()));
         let page = nodes_api.list(&params).await?;
-        nodes.extend(page.items.into_iter().map(|n| n.info));
+        // An API server serves no nameless node: one would be left out.
+        nodes.extend(
+            page.items.into_iter().filter_map(|n| n.info.ok()).map(|n| Arc::new(n.trimmed(&keys, &mut interner))),
+        );
         match page.metadata.continue_.filter(|c| !c.is_empty()) {
             Some(token) => params = params.continue_token(&token),
             None => break,

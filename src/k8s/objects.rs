@@ -1,31 +1,36 @@
-//! Nodes and Leases as the operator caches them: only what the rules read, parsed leniently.
+//! Nodes and Leases as the operator and `check` read them from the API: only what the rules
+//! read, parsed leniently, straight from the JSON stream (`snapshot::wire`: no `Value`, no
+//! managedFields, no `status.images`).
 //!
-//! `CachedNode` is a `kube::Resource` that deserialises straight from the API's JSON into a
-//! `NodeInfo`: no managedFields, no `status.images`, no other status. Garbage inside a node
-//! becomes a problem of that node (a finding), so it never stalls a watch; only an object
-//! without a name fails, and the watcher skips it (see `controller`).
+//! Reading never fails for an object: garbage inside a node becomes a problem of that node (a
+//! finding), and a node without a name reads as an error value the caller skips and counts.
+//! So one malformed object cannot stall a watch, without kube's `DeserializeGuard` (which
+//! buffers every object twice).
 
 use std::borrow::Cow;
-use std::sync::Arc;
+use std::sync::LazyLock;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::core::{ClusterResourceScope, NamespaceResourceScope};
 use kube::Resource;
+use serde::de::{DeserializeSeed, Error as _};
 use serde::{Deserialize, Deserializer};
-use serde_json::Value;
 
-use crate::snapshot::{LeaseInfo, NodeInfo};
+use crate::snapshot::wire::{Ctx, Object, ObjectRead};
+use crate::snapshot::{LeaseInfo, NodeInfo, NodeKeys, ObjectError};
 
-/// A Node, trimmed to what the rules read.
+/// A Node, trimmed to what the rules read, with every label and annotation (the node cache
+/// keeps those policies read).
 #[derive(Clone, Debug)]
 pub struct CachedNode {
-    /// Name and resourceVersion only.
+    /// Name and resourceVersion only (what the watcher needs).
     pub metadata: ObjectMeta,
-    /// What the rules read.
-    pub info: Arc<NodeInfo>,
+    /// What the rules read, or why the node cannot be used.
+    pub info: Result<NodeInfo, ObjectError>,
 }
 
-/// A Lease, trimmed to what the rules read.
+/// A Lease, trimmed to what the rules read. A Lease without a name fails to read (the
+/// operator watches a handful of Leases through `DeserializeGuard`, which skips it).
 #[derive(Clone, Debug)]
 pub struct CachedLease {
     /// Name, namespace and resourceVersion only.
@@ -34,30 +39,33 @@ pub struct CachedLease {
     pub info: LeaseInfo,
 }
 
-fn slim_meta(v: &Value) -> ObjectMeta {
-    let s = |k: &str| v.pointer(&format!("/metadata/{k}")).and_then(Value::as_str).map(str::to_string);
-    ObjectMeta {
-        name: s("name"),
-        namespace: s("namespace"),
-        resource_version: s("resourceVersion"),
-        uid: s("uid"),
+static ALL: LazyLock<NodeKeys> = LazyLock::new(NodeKeys::all);
+
+/// Reads an object; only a value that is not an object at all fails.
+fn read<'de, D: Deserializer<'de>>(d: D, what: &str) -> Result<(ObjectMeta, ObjectRead), D::Error> {
+    let read = Object(Ctx { keys: &ALL, interner: None })
+        .deserialize(d)?
+        .ok_or_else(|| D::Error::custom(format!("a {what} is an object")))?;
+    let metadata = ObjectMeta {
+        name: read.name().map(str::to_string),
+        namespace: read.namespace().map(str::to_string),
+        resource_version: read.resource_version().map(str::to_string),
         ..Default::default()
-    }
+    };
+    Ok((metadata, read))
 }
 
 impl<'de> Deserialize<'de> for CachedNode {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let v = Value::deserialize(d)?;
-        let info = NodeInfo::from_value(&v).map_err(serde::de::Error::custom)?;
-        Ok(CachedNode { metadata: slim_meta(&v), info: Arc::new(info) })
+        let (metadata, read) = read(d, "Node")?;
+        Ok(CachedNode { metadata, info: read.node() })
     }
 }
 
 impl<'de> Deserialize<'de> for CachedLease {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let v = Value::deserialize(d)?;
-        let info = LeaseInfo::from_value(&v).map_err(serde::de::Error::custom)?;
-        Ok(CachedLease { metadata: slim_meta(&v), info })
+        let (metadata, read) = read(d, "Lease")?;
+        Ok(CachedLease { metadata, info: read.lease().map_err(D::Error::custom)? })
     }
 }
 
@@ -114,7 +122,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_node_with_garbage_still_deserialises_and_nameless_fails() {
+    fn a_node_with_garbage_still_reads_and_a_nameless_one_reads_as_an_error() {
         let n: CachedNode = serde_json::from_str(
             r#"{"metadata": {"name": "n", "resourceVersion": "7", "managedFields": [{}]},
                 "status": {"images": [{"names": ["x"]}], "conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": "never"}]}}"#,
@@ -122,7 +130,10 @@ mod tests {
         .unwrap();
         assert_eq!(n.metadata.resource_version.as_deref(), Some("7"));
         assert!(n.metadata.managed_fields.is_none());
-        assert_eq!(n.info.problems.len(), 1);
-        assert!(serde_json::from_str::<CachedNode>(r#"{"metadata": {}}"#).is_err());
+        assert_eq!(n.info.unwrap().problems.len(), 1);
+        let nameless: CachedNode = serde_json::from_str(r#"{"metadata": {"resourceVersion": "8"}}"#).unwrap();
+        assert_eq!(nameless.info.unwrap_err().field, "metadata.name");
+        assert_eq!(nameless.metadata.resource_version.as_deref(), Some("8"), "the watch still moves on");
+        assert!(serde_json::from_str::<CachedNode>("[]").is_err());
     }
 }

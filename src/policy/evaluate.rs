@@ -1,7 +1,8 @@
 //! `evaluate`: the families' signals → findings, verdict, next deadline and upcoming
 //! transitions (the summaries come from `summary`).
 
-use std::collections::BTreeMap;
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 
@@ -10,7 +11,7 @@ use super::model::Policy;
 use super::outcome::{Evaluation, Finding, Transition};
 use super::rules::{Input, Output};
 use super::settings::PolicyError;
-use super::signal::{PoolGroup, Signal, Who};
+use super::signal::{PoolGroup, Signal, Who, SHOWN};
 use super::summary;
 use crate::crd::v1alpha1::{Severity, SupportPolicySpec, Verdict};
 use crate::snapshot::{ClusterSnapshot, NodeInfo};
@@ -51,7 +52,6 @@ pub fn invalid(errors: Vec<PolicyError>) -> Evaluation {
 
 /// Evaluates a resolved policy against a snapshot at `now`.
 pub fn evaluate_resolved(policy: &Policy, snapshot: &ClusterSnapshot, now: DateTime<Utc>) -> Evaluation {
-    use kube::core::SelectorExt;
     let nodes: Vec<&NodeInfo> = snapshot
         .nodes
         .iter()
@@ -97,44 +97,66 @@ pub fn evaluate_resolved(policy: &Policy, snapshot: &ClusterSnapshot, now: DateT
 }
 
 /// Signals of nodes with the same (rule, pool, cause) make one finding; every other signal is
-/// a finding of its own.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-enum Group {
-    One(Subject),
-    Pool(PoolGroup),
+/// a finding of its own. Ordered as the groups were when they were keyed by value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+enum Group<'a> {
+    One(&'a Subject),
+    Pool(&'a PoolGroup),
+}
+
+/// The signals of each (rule, group), in the order of their keys.
+fn grouped(signals: &[Signal]) -> Vec<((RuleId, Group<'_>), Vec<&Signal>)> {
+    let mut index: HashMap<(RuleId, Group<'_>), usize> = HashMap::new();
+    let mut groups: Vec<((RuleId, Group<'_>), Vec<&Signal>)> = Vec::new();
+    for s in signals {
+        let group = match &s.group {
+            Some(g) => Group::Pool(g),
+            None => Group::One(&s.subject),
+        };
+        match index.entry((s.rule, group)) {
+            Entry::Occupied(e) => groups[*e.get()].1.push(s),
+            Entry::Vacant(e) => {
+                e.insert(groups.len());
+                groups.push(((s.rule, group), vec![s]));
+            }
+        }
+    }
+    groups.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    groups
+}
+
+/// Where a group's severity rises after `now`: the steps of its members, each distinct list
+/// once (members with the same fact share theirs).
+fn future_steps(members: &[(Option<Severity>, &Signal)], now: DateTime<Utc>) -> Vec<(DateTime<Utc>, Severity)> {
+    let mut seen: HashSet<*const (DateTime<Utc>, Severity)> = HashSet::new();
+    let mut future: Vec<(DateTime<Utc>, Severity)> = members
+        .iter()
+        .filter(|(_, m)| !m.steps.is_empty() && seen.insert(m.steps.as_ptr()))
+        .flat_map(|(_, m)| m.steps.iter().copied())
+        .filter(|(at, _)| *at > now)
+        .collect();
+    future.sort_unstable();
+    future
 }
 
 /// Findings (sorted worst first, then soonest deadline, rule and subject) and every future
 /// transition (soonest first).
 fn findings(signals: &[Signal], now: DateTime<Utc>) -> (Vec<Finding>, Vec<Transition>) {
-    let mut groups: BTreeMap<(RuleId, Group), Vec<&Signal>> = BTreeMap::new();
-    for s in signals {
-        let group = match &s.group {
-            Some(g) => Group::Pool(g.clone()),
-            None => Group::One(s.subject.clone()),
-        };
-        groups.entry((s.rule, group)).or_default().push(s);
-    }
-
     let mut findings = Vec::new();
     let mut transitions = Vec::new();
-    for ((rule, _), mut members) in groups {
-        // Worst member first (its fact speaks for the group), then by name.
-        members.sort_by(|a, b| {
-            b.at(now).cmp(&a.at(now)).then_with(|| a.origin.cmp(&b.origin)).then_with(|| a.subject.cmp(&b.subject))
-        });
-        let pool = members[0].group.as_ref().map(|g| g.pool.as_str());
+    for ((rule, _), signals) in grouped(signals) {
+        // Each member's severity now, read once.
+        let members: Vec<(Option<Severity>, &Signal)> = signals.iter().map(|m| (m.at(now), *m)).collect();
+        let pool = members[0].1.group.as_ref().map(|g| &*g.pool);
         let subject = if members.len() > 1 {
             Subject::NodePool(pool.unwrap_or("default").to_string())
         } else {
-            members[0].subject.clone()
+            members[0].1.subject.clone()
         };
-        let current = members.iter().filter_map(|m| m.at(now)).max();
+        let current = members.iter().filter_map(|(sev, _)| *sev).max();
 
         // Where the group's severity rises after now.
-        let mut future: Vec<(DateTime<Utc>, Severity)> =
-            members.iter().flat_map(|m| m.steps.iter().copied()).filter(|(at, _)| *at > now).collect();
-        future.sort();
+        let future = future_steps(&members, now);
         let mut running = current;
         let mut i = 0;
         while i < future.len() {
@@ -153,7 +175,7 @@ fn findings(signals: &[Signal], now: DateTime<Utc>) -> (Vec<Finding>, Vec<Transi
         let Some(severity) = current else { continue };
         let since = members
             .iter()
-            .filter_map(|m| {
+            .filter_map(|(_, m)| {
                 if m.base.is_some_and(|b| b >= severity) {
                     m.origin
                 } else {
@@ -165,19 +187,27 @@ fn findings(signals: &[Signal], now: DateTime<Utc>) -> (Vec<Finding>, Vec<Transi
             .then(|| {
                 members
                     .iter()
-                    .filter_map(|m| {
+                    .filter_map(|(_, m)| {
                         m.steps.iter().find(|(at, s)| *s == Severity::Unsupported && *at > now).map(|(at, _)| *at)
                     })
                     .min()
             })
             .flatten();
-        let worst: Vec<&Signal> = members.iter().copied().filter(|m| m.at(now) == Some(severity)).collect();
-        let speaking = if worst.is_empty() { &members } else { &worst };
+        // The members at the group's severity speak for it: the first by origin, then by name.
+        let mut speaking: Vec<&Signal> =
+            members.iter().filter(|(sev, _)| *sev == Some(severity)).map(|(_, m)| *m).collect();
+        let order = |a: &&Signal, b: &&Signal| a.origin.cmp(&b.origin).then_with(|| a.subject.cmp(&b.subject));
+        if speaking.len() > SHOWN {
+            speaking.select_nth_unstable_by(SHOWN, order);
+            speaking[..SHOWN].sort_unstable_by(order);
+        } else {
+            speaking.sort_unstable_by(order);
+        }
         let who = Who {
             nodes: speaking
                 .iter()
                 .filter_map(|m| match &m.subject {
-                    Subject::Node(n) => Some(n.as_str()),
+                    Subject::Node(n) => Some(&**n),
                     _ => None,
                 })
                 .collect(),

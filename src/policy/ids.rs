@@ -2,6 +2,7 @@
 //! identifiers next to its rules; the strings appear once, there.
 
 use std::fmt;
+use std::sync::Arc;
 
 /// A rule identifier: the `rule` field of a finding and the `rule` metric label. Ordered by
 /// name, as the status lists them.
@@ -51,8 +52,8 @@ pub enum Subject {
     ControlPlane,
     /// A heartbeat of the policy (`Heartbeat/<name>`).
     Heartbeat(String),
-    /// One node (`Node/<name>`).
-    Node(String),
+    /// One node (`Node/<name>`); its name is shared with the snapshot's node.
+    Node(Arc<str>),
     /// Nodes of a pool that share a cause (`NodePool/<pool>`).
     NodePool(String),
     /// The policy's spec (`SupportPolicy/spec`).
@@ -77,11 +78,8 @@ impl Subject {
     /// The name, in full.
     pub fn name(&self) -> &str {
         match self {
-            Subject::ApiVersion(n)
-            | Subject::Attestation(n)
-            | Subject::Heartbeat(n)
-            | Subject::Node(n)
-            | Subject::NodePool(n) => n,
+            Subject::ApiVersion(n) | Subject::Attestation(n) | Subject::Heartbeat(n) | Subject::NodePool(n) => n,
+            Subject::Node(n) => n,
             Subject::Cluster => "cluster",
             Subject::ControlPlane => "kube-apiserver",
             Subject::Policy => "spec",
@@ -108,7 +106,7 @@ mod tests {
             Just(Subject::Cluster),
             Just(Subject::ControlPlane),
             name.prop_map(Subject::Heartbeat),
-            name.prop_map(Subject::Node),
+            name.prop_map(|n| Subject::Node(n.into())),
             name.prop_map(Subject::NodePool),
             Just(Subject::Policy),
         ]

@@ -17,6 +17,7 @@ pub mod model;
 pub mod outcome;
 pub mod report;
 pub(crate) mod rules;
+pub mod selector;
 pub mod settings;
 pub(crate) mod signal;
 mod summary;

@@ -6,16 +6,18 @@ use std::fmt;
 
 use kube::core::Selector;
 
-use super::rules::{Rules, FAMILIES};
+use super::rules::{Rules, FAMILIES, POOL_LABELS};
+use super::selector::NodeSelector;
 use super::settings::{Errors, PolicyError, Sources};
 use crate::crd::v1alpha1::{LeaseReference, Platform, SupportPolicySpec};
+use crate::snapshot::NodeKeys;
 
 /// The resolved policy the engine evaluates.
 pub struct Policy {
     /// The preset.
     pub platform: Platform,
     /// Which nodes are in scope (`None`: all).
-    pub selector: Option<Selector>,
+    pub selector: Option<NodeSelector>,
     /// The families that are evaluated, with their settings.
     pub(crate) rules: Vec<Box<dyn Rules>>,
 }
@@ -31,7 +33,7 @@ impl Policy {
     pub fn resolve(spec: &SupportPolicySpec) -> Result<Policy, Vec<PolicyError>> {
         let mut errors = Errors::default();
         let selector = spec.node_selector.clone().and_then(|sel| match Selector::try_from(sel) {
-            Ok(s) => Some(s),
+            Ok(s) => Some(s.into()),
             Err(e) => {
                 errors.push("spec.nodeSelector", e.to_string());
                 None
@@ -52,6 +54,22 @@ impl Policy {
     /// The Leases the policy reads (its heartbeats), for the operator's cache and `check`.
     pub fn leases(&self) -> Vec<LeaseReference> {
         self.rules.iter().flat_map(|r| r.leases()).collect()
+    }
+
+    /// The labels and annotations of nodes the policy reads (its selector, the pool labels,
+    /// what its families read): readers keep only those.
+    pub fn node_keys(&self) -> NodeKeys {
+        let mut keys = NodeKeys::none();
+        for label in POOL_LABELS {
+            keys.label(label);
+        }
+        if let Some(selector) = &self.selector {
+            selector.keys(&mut keys);
+        }
+        for rules in &self.rules {
+            rules.node_keys(&mut keys);
+        }
+        keys
     }
 }
 

@@ -2,6 +2,7 @@
 //! strings. `report` turns it into the v1alpha1 status; `metrics` into series.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, Utc};
 
@@ -90,7 +91,7 @@ pub struct Pool {
     /// Of which Ready.
     pub ready: u32,
     /// Kubelet versions (`None`: the node reports none) with their node counts.
-    pub kubelets: BTreeMap<Option<String>, u32>,
+    pub kubelets: BTreeMap<Option<Arc<str>>, u32>,
     /// Node images with their node counts.
     pub images: BTreeMap<ImageOrigin, u32>,
     /// The release day of the oldest image.
@@ -101,7 +102,7 @@ pub struct Pool {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ImageOrigin {
     /// The image version read from a label or an annotation.
-    Version(String),
+    Version(Arc<str>),
     /// The node's creation time (a lower bound of its image's age).
     NodeCreation,
 }
@@ -165,9 +166,9 @@ pub struct VersionEnd {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeImage {
     /// The node.
-    pub node: String,
+    pub node: Arc<str>,
     /// Its pool.
-    pub pool: String,
+    pub pool: Arc<str>,
     /// The image.
     pub image: ImageOrigin,
     /// Its release instant (the node's creation with `ImageOrigin::NodeCreation`).
@@ -178,9 +179,9 @@ pub struct NodeImage {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NotReadyNode {
     /// The node.
-    pub node: String,
+    pub node: Arc<str>,
     /// Its pool.
-    pub pool: String,
+    pub pool: Arc<str>,
     /// Since when.
     pub since: DateTime<Utc>,
 }

@@ -12,6 +12,15 @@ use crate::snapshot::NodeField;
 use crate::text::{capitalise, name};
 use crate::version::Minor;
 
+/// Where a severity rises, in time order.
+pub type Steps = Arc<[(DateTime<Utc>, Severity)]>;
+
+/// No step (allocates nothing).
+fn no_steps() -> Steps {
+    static NONE: std::sync::LazyLock<Steps> = std::sync::LazyLock::new(|| Arc::new([]));
+    NONE.clone()
+}
+
 /// One subject's severity over time: `base` before the first step, then each step's severity
 /// from its instant on. Steps rise: every rule only gets worse as time passes.
 #[derive(Debug, Clone)]
@@ -24,8 +33,8 @@ pub struct Signal {
     pub group: Option<PoolGroup>,
     /// The severity before the first step.
     pub base: Option<Severity>,
-    /// Where the severity rises.
-    pub steps: Vec<(DateTime<Utc>, Severity)>,
+    /// Where the severity rises (shared by the signals of nodes with the same fact).
+    pub steps: Steps,
     /// When the underlying fact began (the finding's `since` for a base severity).
     pub origin: Option<DateTime<Utc>>,
     /// What to say about it.
@@ -39,13 +48,14 @@ impl Signal {
     }
 
     /// A signal about node `node` of `pool`, grouped with the pool's nodes of the same cause.
-    pub fn node(rule: RuleId, node: &str, pool: &str, cause: Cause, fact: Arc<dyn Fact>) -> Self {
+    /// Names are shared with the snapshot: a node signal copies no string.
+    pub fn node(rule: RuleId, node: &Arc<str>, pool: &Arc<str>, cause: Cause, fact: Arc<dyn Fact>) -> Self {
         Signal {
             rule,
-            subject: Subject::Node(node.to_string()),
-            group: Some(PoolGroup { pool: pool.to_string(), cause }),
+            subject: Subject::Node(node.clone()),
+            group: Some(PoolGroup { pool: pool.clone(), cause }),
             base: None,
-            steps: Vec::new(),
+            steps: no_steps(),
             origin: None,
             fact,
         }
@@ -53,7 +63,7 @@ impl Signal {
 
     /// A signal about one subject, never grouped.
     pub fn one(rule: RuleId, subject: Subject, fact: Arc<dyn Fact>) -> Self {
-        Signal { rule, subject, group: None, base: None, steps: Vec::new(), origin: None, fact }
+        Signal { rule, subject, group: None, base: None, steps: no_steps(), origin: None, fact }
     }
 
     /// With a base severity.
@@ -63,8 +73,8 @@ impl Signal {
     }
 
     /// With steps.
-    pub fn steps(mut self, steps: Vec<(DateTime<Utc>, Severity)>) -> Self {
-        self.steps = steps;
+    pub fn steps(mut self, steps: impl Into<Steps>) -> Self {
+        self.steps = steps.into();
         self
     }
 
@@ -76,24 +86,24 @@ impl Signal {
 }
 
 /// The pool of a node signal and the cause it shares with the pool's other nodes.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct PoolGroup {
     /// The pool.
-    pub pool: String,
+    pub pool: Arc<str>,
     /// The cause.
     pub cause: Cause,
 }
 
 /// Why a node signal fires, as far as grouping goes: nodes of a pool with equal causes make
 /// one finding.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Cause {
     /// The rule itself (every node of the pool that fails it).
     Rule,
     /// A minor (a kubelet's).
     Minor(Minor),
     /// A value (an image version, a version that does not parse, a reason).
-    Value(String),
+    Value(Arc<str>),
     /// A field of the node that could not be read.
     Field(NodeField),
 }
@@ -105,10 +115,14 @@ pub trait Fact: fmt::Debug + Send + Sync {
     fn message(&self, who: &Who<'_>, severity: Severity) -> String;
 }
 
+/// How many node names a message shows.
+pub const SHOWN: usize = 3;
+
 /// The nodes a finding is about.
 #[derive(Debug, Clone)]
 pub struct Who<'a> {
-    /// Their names, worst first.
+    /// Their names: the first [`SHOWN`] in order (the longest-standing first, then by name),
+    /// the rest in no particular order.
     pub nodes: Vec<&'a str>,
     /// Their pool, when grouped.
     pub pool: Option<&'a str>,
@@ -121,8 +135,8 @@ impl Who<'_> {
             (0, _) => String::new(),
             (1, _) | (_, None) => format!("node {}", name(self.nodes[0])),
             (n, Some(pool)) => {
-                let shown: Vec<String> = self.nodes.iter().take(3).map(|n| name(n)).collect();
-                let more = if n > 3 { format!(", and {} more", n - 3) } else { String::new() };
+                let shown: Vec<String> = self.nodes.iter().take(SHOWN).map(|n| name(n)).collect();
+                let more = if n > SHOWN { format!(", and {} more", n - SHOWN) } else { String::new() };
                 format!("{n} nodes in pool '{}' ({}{more})", name(pool), shown.join(", "))
             }
         }

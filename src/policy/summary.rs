@@ -1,7 +1,8 @@
 //! The summaries of an evaluation: the control plane, node counts, pools and the samples the
 //! metrics export.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
@@ -39,7 +40,7 @@ pub(super) fn summarise(snapshot: &ClusterSnapshot, nodes: &[&NodeInfo], out: Ou
         .iter()
         .filter_map(|n| match n.readiness {
             Readiness::NotReady { since: Some(since) } => {
-                Some(NotReadyNode { node: n.name.clone(), pool: pool_of(n).into(), since })
+                Some(NotReadyNode { node: n.name.clone(), pool: pool_of(n).clone(), since })
             }
             _ => None,
         })
@@ -51,10 +52,13 @@ fn counts(nodes: &[&NodeInfo], signals: &[Signal], now: DateTime<Utc>) -> NodeCo
     let ready = nodes.iter().filter(|n| n.readiness.is_ready()).count() as u32;
     // Nodes with a signal of `rules` at `min` or worse.
     let nodes_at = |rules: &[RuleId], min: Severity| -> u32 {
-        let hit: HashSet<&Subject> = signals
+        let hit: HashSet<&str> = signals
             .iter()
-            .filter(|s| rules.contains(&s.rule) && s.at(now).is_some_and(|sev| sev >= min))
-            .map(|s| &s.subject)
+            .filter(|s| rules.contains(&s.rule))
+            .filter_map(|s| match &s.subject {
+                Subject::Node(n) if s.at(now).is_some_and(|sev| sev >= min) => Some(&**n),
+                _ => None,
+            })
             .collect();
         hit.len() as u32
     };
@@ -69,19 +73,42 @@ fn counts(nodes: &[&NodeInfo], signals: &[Signal], now: DateTime<Utc>) -> NodeCo
 }
 
 fn pools(nodes: &[&NodeInfo], samples: &Samples) -> Vec<Pool> {
-    let mut by_pool: BTreeMap<&str, Pool> = BTreeMap::new();
-    for node in nodes {
-        let pool = by_pool.entry(pool_of(node)).or_default();
+    let mut index: HashMap<Arc<str>, usize> = HashMap::new();
+    let mut pools: Vec<Pool> = Vec::new();
+    let mut pool_of_name = |name: &Arc<str>| -> usize {
+        if let Some(i) = index.get(&**name) {
+            return *i;
+        }
+        pools.push(Pool { name: name.to_string(), ..Default::default() });
+        index.insert(name.clone(), pools.len() - 1);
+        pools.len() - 1
+    };
+    let at: Vec<usize> = nodes.iter().map(|node| pool_of_name(pool_of(node))).collect();
+    let images: Vec<usize> = samples.node_images.iter().map(|image| pool_of_name(&image.pool)).collect();
+    for (node, i) in nodes.iter().zip(at) {
+        let pool = &mut pools[i];
         pool.nodes += 1;
         pool.ready += u32::from(node.readiness.is_ready());
-        *pool.kubelets.entry(node.kubelet_version.clone()).or_default() += 1;
-    }
-    for image in &samples.node_images {
-        if let Some(pool) = by_pool.get_mut(image.pool.as_str()) {
-            *pool.images.entry(image.image.clone()).or_default() += 1;
-            let day = image.released.date_naive();
-            pool.oldest_image = Some(pool.oldest_image.map_or(day, |o| o.min(day)));
+        match pool.kubelets.get_mut(&node.kubelet_version) {
+            Some(n) => *n += 1,
+            None => {
+                pool.kubelets.insert(node.kubelet_version.clone(), 1);
+            }
         }
     }
-    by_pool.into_iter().map(|(name, pool)| Pool { name: name.to_string(), ..pool }).collect()
+    for (image, i) in samples.node_images.iter().zip(images) {
+        let pool = &mut pools[i];
+        match pool.images.get_mut(&image.image) {
+            Some(n) => *n += 1,
+            None => {
+                pool.images.insert(image.image.clone(), 1);
+            }
+        }
+        let day = image.released.date_naive();
+        pool.oldest_image = Some(pool.oldest_image.map_or(day, |o| o.min(day)));
+    }
+    // Images of nodes out of scope have no pool here (samples come from the nodes in scope).
+    pools.retain(|p| p.nodes > 0);
+    pools.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+    pools
 }

@@ -3,13 +3,19 @@
 //! `read`, so garbage inside one object becomes a problem of that object, never an error for
 //! the rest.
 
+mod labels;
 mod read;
+#[cfg(test)]
+mod reference;
+pub(crate) mod wire;
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+
+pub use labels::{Interner, Keep, Labels, NodeKeys};
 
 /// The taint a cloud provider puts on a node whose VM is shut down.
 pub const SHUTDOWN_TAINT: &str = "node.cloudprovider.kubernetes.io/shutdown";
@@ -28,19 +34,21 @@ pub struct ClusterSnapshot {
     pub api_versions: Option<Vec<String>>,
 }
 
-/// What the rules read about one node.
+/// What the rules read about one node. Strings nodes share (label values, kubelet versions)
+/// are shared when the reader interns them.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 pub struct NodeInfo {
     /// `metadata.name`.
-    pub name: String,
-    /// `metadata.labels` (empty when unusable; see `problems`).
-    pub labels: BTreeMap<String, String>,
-    /// `metadata.annotations` (the operator keeps only the keys policies read).
-    pub annotations: BTreeMap<String, String>,
+    pub name: Arc<str>,
+    /// `metadata.labels` (empty when unusable; see `problems`); readers keep only the keys
+    /// policies read (`NodeKeys`).
+    pub labels: Labels,
+    /// `metadata.annotations`, as `labels`.
+    pub annotations: Labels,
     /// `metadata.creationTimestamp`.
     pub created: Option<DateTime<Utc>>,
     /// `status.nodeInfo.kubeletVersion`, verbatim.
-    pub kubelet_version: Option<String>,
+    pub kubelet_version: Option<Arc<str>>,
     /// Ready or not, and since when.
     pub readiness: Readiness,
     /// The node carries the shutdown taint.
@@ -62,6 +70,19 @@ pub enum Readiness {
     /// Not yet known (a default only; converters always decide).
     #[default]
     Unknown,
+}
+
+impl NodeInfo {
+    /// This node with only the labels and annotations of `keys`, the strings nodes share taken
+    /// from `interner`.
+    pub fn trimmed(mut self, keys: &NodeKeys, interner: &mut Interner) -> NodeInfo {
+        self.labels.retain(|k| keys.labels.keeps(k));
+        self.annotations.retain(|k| keys.annotations.keeps(k));
+        self.labels = self.labels.interned(interner);
+        self.annotations = self.annotations.interned(interner);
+        self.kubelet_version = self.kubelet_version.map(|v| interner.intern(&v));
+        self
+    }
 }
 
 impl Readiness {

@@ -1,12 +1,13 @@
-//! The lenient readers: a Node or a Lease from its JSON form. Only an object without a usable
-//! name fails; every other garbage field becomes a problem of that object.
-
-use std::collections::BTreeMap;
+//! The lenient readers: a Node or a Lease from what `wire` read of it. Only an object without
+//! a usable name fails; every other garbage field becomes a problem of that object.
 
 use chrono::{DateTime, Utc};
+use serde::de::DeserializeSeed;
 use serde_json::Value;
 
-use super::{LeaseInfo, NodeField, NodeInfo, NodeProblem, ObjectError, Readiness, SHUTDOWN_TAINT};
+use super::labels::{Labels, NodeKeys};
+use super::wire::{Ctx, ListRead, MapRead, Object, ObjectRead, Scalar};
+use super::{LeaseInfo, NodeField, NodeInfo, NodeProblem, ObjectError, Readiness};
 use crate::text::snippet;
 use crate::time::parse_rfc3339;
 
@@ -15,68 +16,91 @@ fn obj_err(field: &str, reason: impl Into<String>) -> ObjectError {
 }
 
 impl NodeInfo {
-    /// Reads a Node from its JSON form. Fails only when the object has no usable name;
-    /// every other garbage field becomes a `NodeProblem`.
+    /// Reads a Node from its JSON form, with every label and annotation. Fails only when the
+    /// object has no usable name; every other garbage field becomes a `NodeProblem`.
     pub fn from_value(v: &Value) -> Result<NodeInfo, ObjectError> {
-        let meta = v.get("metadata").ok_or_else(|| obj_err("metadata", "missing"))?;
-        let name = meta
-            .get("name")
-            .and_then(Value::as_str)
-            .filter(|n| !n.is_empty())
-            .ok_or_else(|| obj_err("metadata.name", "missing or not a string"))?
-            .to_string();
+        NodeInfo::from_value_keeping(v, &NodeKeys::all())
+    }
+
+    /// [`NodeInfo::from_value`], keeping only the labels and annotations of `keys`.
+    pub fn from_value_keeping(v: &Value, keys: &NodeKeys) -> Result<NodeInfo, ObjectError> {
+        read_value(v, keys)?.node()
+    }
+}
+
+impl LeaseInfo {
+    /// Reads a Lease from its JSON form. Fails only without a name.
+    pub fn from_value(v: &Value) -> Result<LeaseInfo, ObjectError> {
+        read_value(v, &NodeKeys::none())?.lease()
+    }
+}
+
+fn read_value(v: &Value, keys: &NodeKeys) -> Result<ObjectRead, ObjectError> {
+    let read = Object(Ctx { keys, interner: None }).deserialize(v);
+    // A Value always deserializes; only a value that is not an object has no metadata.
+    read.ok().flatten().ok_or_else(|| obj_err("metadata", "missing"))
+}
+
+impl ObjectRead {
+    /// The object's `metadata` with a usable name.
+    fn named(&mut self) -> Result<(std::sync::Arc<str>, &mut super::wire::MetaRead), ObjectError> {
+        let meta = match &mut self.metadata {
+            None => return Err(obj_err("metadata", "missing")),
+            Some(None) => return Err(obj_err("metadata.name", "missing or not a string")),
+            Some(Some(meta)) => meta,
+        };
+        match &meta.name {
+            Scalar::Str(name) if !name.is_empty() => Ok((name.clone(), meta)),
+            _ => Err(obj_err("metadata.name", "missing or not a string")),
+        }
+    }
+
+    /// The Node this object is.
+    pub(crate) fn node(mut self) -> Result<NodeInfo, ObjectError> {
+        let (name, meta) = self.named()?;
         let mut problems = Vec::new();
         let mut problem = |field: NodeField, reason: String| problems.push(NodeProblem { field, reason });
-
-        let labels = string_map(meta.get("labels")).unwrap_or_else(|reason| {
+        let labels = string_map(std::mem::take(&mut meta.labels)).unwrap_or_else(|reason| {
             problem(NodeField::Labels, reason);
-            BTreeMap::new()
+            Labels::new()
         });
-        let annotations = string_map(meta.get("annotations")).unwrap_or_else(|reason| {
+        let annotations = string_map(std::mem::take(&mut meta.annotations)).unwrap_or_else(|reason| {
             problem(NodeField::Annotations, reason);
-            BTreeMap::new()
+            Labels::new()
         });
-        let created = match timestamp(meta.get("creationTimestamp")) {
-            Ok(t) => t,
-            Err(reason) => {
-                problem(NodeField::CreationTimestamp, reason);
+        let created = timestamp(&meta.creation).unwrap_or_else(|reason| {
+            problem(NodeField::CreationTimestamp, reason);
+            None
+        });
+        let (spec, status) = (self.spec.unwrap_or_default(), self.status.unwrap_or_default());
+        let kubelet_version = match status.kubelet_version {
+            Scalar::Str(s) => Some(s),
+            Scalar::Other(other) => {
+                problem(NodeField::KubeletVersion, format!("not a string: {}", short_json(&other)));
+                None
+            }
+            Scalar::Null | Scalar::Dropped => None,
+        };
+        let shutdown_taint = match spec.taints {
+            ListRead::Null => None,
+            ListRead::List(first) => first.map(|t| timestamp(&t.time_added).ok().flatten()),
+            ListRead::Other(other) => {
+                problem(NodeField::Taints, format!("not a list: {}", short_json(&other)));
                 None
             }
         };
-        let kubelet_version = match v.pointer("/status/nodeInfo/kubeletVersion") {
-            None | Some(Value::Null) => None,
-            Some(Value::String(s)) => Some(s.clone()),
-            Some(other) => {
-                problem(NodeField::KubeletVersion, format!("not a string: {}", short_json(other)));
-                None
-            }
-        };
-
-        let shutdown_taint = match v.pointer("/spec/taints") {
-            None | Some(Value::Null) => None,
-            Some(Value::Array(taints)) => taints
-                .iter()
-                .find(|t| t.get("key").and_then(Value::as_str) == Some(SHUTDOWN_TAINT))
-                .map(|t| timestamp(t.get("timeAdded")).ok().flatten()),
-            Some(other) => {
-                problem(NodeField::Taints, format!("not a list: {}", short_json(other)));
-                None
-            }
-        };
-
-        let ready_condition = match v.pointer("/status/conditions") {
-            None | Some(Value::Null) => None,
-            Some(Value::Array(conds)) => conds.iter().find(|c| c.get("type").and_then(Value::as_str) == Some("Ready")),
-            Some(other) => {
-                problem(NodeField::Conditions, format!("not a list: {}", short_json(other)));
+        let ready_condition = match status.conditions {
+            ListRead::Null => None,
+            ListRead::List(first) => first,
+            ListRead::Other(other) => {
+                problem(NodeField::Conditions, format!("not a list: {}", short_json(&other)));
                 None
             }
         };
         let (ready_true, transition) = match ready_condition {
             None => (false, created),
             Some(c) => {
-                let is_true = c.get("status").and_then(Value::as_str) == Some("True");
-                let since = match timestamp(c.get("lastTransitionTime")) {
+                let since = match timestamp(&c.last_transition) {
                     Ok(Some(t)) => Some(t),
                     Ok(None) => created,
                     Err(reason) => {
@@ -84,7 +108,7 @@ impl NodeInfo {
                         created
                     }
                 };
-                (is_true, since)
+                (c.status.as_str() == Some("True"), since)
             }
         };
         let readiness = match (ready_true, shutdown_taint) {
@@ -92,7 +116,6 @@ impl NodeInfo {
             (true, Some(added)) => Readiness::NotReady { since: added.or(transition) },
             (false, _) => Readiness::NotReady { since: transition },
         };
-
         Ok(NodeInfo {
             name,
             labels,
@@ -104,52 +127,63 @@ impl NodeInfo {
             problems,
         })
     }
-}
 
-impl LeaseInfo {
-    /// Reads a Lease from its JSON form. Fails only without a name.
-    pub fn from_value(v: &Value) -> Result<LeaseInfo, ObjectError> {
-        let meta = v.get("metadata").ok_or_else(|| obj_err("metadata", "missing"))?;
-        let name = meta
-            .get("name")
-            .and_then(Value::as_str)
-            .filter(|n| !n.is_empty())
-            .ok_or_else(|| obj_err("metadata.name", "missing or not a string"))?;
-        let namespace = meta.get("namespace").and_then(Value::as_str).unwrap_or("default");
+    /// The Lease this object is.
+    pub(crate) fn lease(mut self) -> Result<LeaseInfo, ObjectError> {
+        let (name, meta) = self.named()?;
+        let namespace = meta.namespace.as_str().unwrap_or("default").to_string();
+        let spec = self.spec.unwrap_or_default();
         let mut problem = None;
-        let mut read = |field: &str| match timestamp(v.pointer(&format!("/spec/{field}"))) {
+        let mut read = |field: &str, value: &Scalar| match timestamp(value) {
             Ok(t) => t,
             Err(reason) => {
                 problem = Some(format!("spec.{field}: {reason}"));
                 None
             }
         };
-        let renewed = read("renewTime").or_else(|| read("acquireTime"));
-        Ok(LeaseInfo { namespace: namespace.to_string(), name: name.to_string(), renewed, problem })
+        let renewed = read("renewTime", &spec.renew_time).or_else(|| read("acquireTime", &spec.acquire_time));
+        Ok(LeaseInfo { namespace, name: name.to_string(), renewed, problem })
+    }
+
+    /// `kind`, when a string.
+    pub(crate) fn kind(&self) -> Option<&str> {
+        self.kind.as_str()
+    }
+
+    /// `metadata.resourceVersion`, when a string.
+    pub(crate) fn resource_version(&self) -> Option<&str> {
+        self.metadata.as_ref()?.as_ref()?.resource_version.as_str()
+    }
+
+    /// `metadata.name`, when a string.
+    pub(crate) fn name(&self) -> Option<&str> {
+        self.metadata.as_ref()?.as_ref()?.name.as_str()
+    }
+
+    /// `metadata.namespace`, when a string.
+    pub(crate) fn namespace(&self) -> Option<&str> {
+        self.metadata.as_ref()?.as_ref()?.namespace.as_str()
     }
 }
 
-fn string_map(v: Option<&Value>) -> Result<BTreeMap<String, String>, String> {
-    match v {
-        None | Some(Value::Null) => Ok(BTreeMap::new()),
-        Some(Value::Object(map)) => map
-            .iter()
-            .map(|(k, v)| match v {
-                Value::String(s) => Ok((k.clone(), s.clone())),
-                other => Err(format!("value of '{k}' is not a string: {}", short_json(other))),
-            })
-            .collect(),
-        Some(other) => Err(format!("not a map of strings: {}", short_json(other))),
+fn string_map(read: MapRead) -> Result<Labels, String> {
+    match read {
+        MapRead::Null => Ok(Labels::new()),
+        MapRead::Map { kept, bad } => match bad.first_key_value() {
+            None => Ok(kept),
+            Some((k, v)) => Err(format!("value of '{}' is not a string: {}", snippet(k), short_json(v))),
+        },
+        MapRead::Other(other) => Err(format!("not a map of strings: {}", short_json(&other))),
     }
 }
 
-fn timestamp(v: Option<&Value>) -> Result<Option<DateTime<Utc>>, String> {
+fn timestamp(v: &Scalar) -> Result<Option<DateTime<Utc>>, String> {
     match v {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => {
+        Scalar::Null | Scalar::Dropped => Ok(None),
+        Scalar::Str(s) => {
             parse_rfc3339(s).map(Some).ok_or_else(|| format!("'{}' is not an RFC 3339 timestamp", snippet(s)))
         }
-        Some(other) => Err(format!("not a timestamp: {}", short_json(other))),
+        Scalar::Other(other) => Err(format!("not a timestamp: {}", short_json(other))),
     }
 }
 
@@ -160,6 +194,7 @@ fn short_json(v: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::snapshot::SHUTDOWN_TAINT;
     use serde_json::json;
 
     fn ts(s: &str) -> DateTime<Utc> {
@@ -299,26 +334,67 @@ mod tests {
         })
     }
 
-    proptest::proptest! {
-        /// Whatever a cluster or a file hands us, reading a node or a lease never panics.
-        #[test]
-        fn readers_never_panic_on_arbitrary_json(v in arb_json(), name in "[a-z]{1,5}") {
-            let _ = NodeInfo::from_value(&v);
-            let _ = LeaseInfo::from_value(&v);
-            // Also with a valid name, so the other fields are reached.
-            let mut with_name = v.clone();
-            if let Value::Object(m) = &mut with_name {
-                m.insert("metadata".into(), json!({"name": name}));
-                if let Some(meta) = v.get("metadata").and_then(Value::as_object) {
-                    for (k, val) in meta {
-                        if k != "name" {
-                            m["metadata"][k] = val.clone();
-                        }
+    /// `value` with a usable name, so that the other fields are reached.
+    fn named(v: &Value, name: &str) -> Value {
+        let mut with_name = v.clone();
+        if let Value::Object(m) = &mut with_name {
+            m.insert("metadata".into(), json!({"name": name}));
+            if let Some(meta) = v.get("metadata").and_then(Value::as_object) {
+                for (k, val) in meta {
+                    if k != "name" {
+                        m["metadata"][k] = val.clone();
                     }
                 }
             }
-            let _ = NodeInfo::from_value(&with_name);
-            let _ = LeaseInfo::from_value(&with_name);
+        }
+        with_name
+    }
+
+    /// Reads `text` as the operator's watch and `check` do: streamed, never held as a `Value`.
+    fn streamed(text: &str, keys: &NodeKeys) -> (Result<NodeInfo, ObjectError>, Result<LeaseInfo, ObjectError>) {
+        let mut de = serde_json::Deserializer::from_reader(text.as_bytes());
+        let read = Object(Ctx { keys, interner: None }).deserialize(&mut de).unwrap();
+        let read = read.ok_or_else(|| obj_err("metadata", "missing"));
+        (read.clone().and_then(ObjectRead::node), read.and_then(ObjectRead::lease))
+    }
+
+    #[test]
+    fn only_the_kept_labels_and_annotations_are_kept_and_garbage_in_others_still_counts() {
+        let v = json!({"metadata": {"name": "n", "labels": {"pool": "a", "zone": "1", "host": "n"},
+                       "annotations": {"image": "x", "csi": "{}"}}});
+        let mut keys = NodeKeys::none();
+        keys.label("pool").annotation("image");
+        let n = NodeInfo::from_value_keeping(&v, &keys).unwrap();
+        assert_eq!(n.labels.iter().collect::<Vec<_>>(), [("pool", "a")]);
+        assert_eq!(n.annotations.iter().collect::<Vec<_>>(), [("image", "x")]);
+        let bad = json!({"metadata": {"name": "n", "labels": {"pool": "a", "zone": 3}}});
+        let n = NodeInfo::from_value_keeping(&bad, &keys).unwrap();
+        assert_eq!(n.problems[0].reason, "value of 'zone' is not a string: 3");
+        assert!(n.labels.is_empty());
+    }
+
+    proptest::proptest! {
+        /// Whatever a cluster or a file hands us, reading a node or a lease never panics, and
+        /// reads what the reader before streaming read.
+        #[test]
+        fn readers_read_what_the_value_readers_read(v in arb_json(), name in "[a-z]{1,5}") {
+            for v in [v.clone(), named(&v, &name)] {
+                proptest::prop_assert_eq!(NodeInfo::from_value(&v), super::super::reference::node(&v));
+                proptest::prop_assert_eq!(LeaseInfo::from_value(&v), super::super::reference::lease(&v));
+            }
+        }
+
+        /// Streamed from JSON text, an object reads as from its `Value`, with the same kept keys.
+        #[test]
+        fn streaming_reads_what_the_value_reads(v in arb_json(), name in "[a-z]{1,5}", keep_all in proptest::bool::ANY) {
+            let mut keys = NodeKeys::none();
+            keys.label("labels").annotation("name");
+            let keys = if keep_all { NodeKeys::all() } else { keys };
+            for v in [v.clone(), named(&v, &name)] {
+                let (node, lease) = streamed(&v.to_string(), &keys);
+                proptest::prop_assert_eq!(node, NodeInfo::from_value_keeping(&v, &keys));
+                proptest::prop_assert_eq!(lease, LeaseInfo::from_value(&v));
+            }
         }
     }
 }

@@ -649,7 +649,9 @@ pub async fn first_heartbeats_after_start_evaluate_nothing(c: &Cluster) {
     for n in ["a", "b", "c"] {
         c.create_node(n, &day(-3), true, since).await;
     }
-    c.apply_policy(&c.policy("p", json!({}))).await;
+    // The selector reads label `team` (and selects every node whatever it holds but `none`).
+    let selector = json!({"matchExpressions": [{"key": "team", "operator": "NotIn", "values": ["none"]}]});
+    c.apply_policy(&c.policy("p", json!({"nodeSelector": selector}))).await;
     let op = c.start_operator().await;
     c.wait_status("p", "3 nodes", |s| {
         s.status.as_ref().is_some_and(|st| st.nodes.as_ref().is_some_and(|n| n.ready == 3))
@@ -659,12 +661,20 @@ pub async fn first_heartbeats_after_start_evaluate_nothing(c: &Cluster) {
     for n in ["a", "b", "c"] {
         c.heartbeat(n, since, now() + TimeDelta::seconds(1)).await;
     }
-    // A change the rules read (labels), after the heartbeats on the same watch, that changes
-    // nothing in the status: once it is evaluated, every heartbeat before it has been seen.
+    // A label no policy reads changes nothing the rules read.
+    c.label_node("b", "unread", "x").await;
+    // A change the rules read (the selector's label), after the heartbeats on the same watch,
+    // that changes nothing in the status: once it is evaluated, every event before it has been
+    // seen.
     c.label_node("a", "team", "payments").await;
     eventually(WAIT, "the label change evaluated", || async { op.evaluations().await > settled }).await;
     let after = op.settled(|| op.evaluations()).await;
-    assert_eq!(after - settled, 1.0, "3 heartbeats and one change caused {} evaluations", after - settled);
+    assert_eq!(
+        after - settled,
+        1.0,
+        "3 heartbeats, an unread label and one change caused {} evaluations",
+        after - settled
+    );
     op.stop().await;
     c.cleanup(&["p"]).await;
 }

@@ -95,9 +95,9 @@ mod tests {
                 ]
                 .into();
                 nodes.push(Arc::new(NodeInfo {
-                    name: hostile(c, len, i),
-                    labels,
-                    kubelet_version: Some(hostile(c, len, i)),
+                    name: hostile(c, len, i).into(),
+                    labels: labels.into(),
+                    kubelet_version: Some(hostile(c, len, i).into()),
                     readiness: Readiness::NotReady { since: None },
                     ..Default::default()
                 }));

@@ -190,7 +190,7 @@ mod tests {
         outcome::Finding {
             rule: RuleId::new("NodeNotReady"),
             severity: Severity::Warning,
-            subject: Subject::Node(format!("n{i}")),
+            subject: Subject::Node(format!("n{i}").into()),
             message: "m".into(),
             since: None,
             deadline: None,

@@ -13,6 +13,7 @@ mod stopped;
 mod version;
 
 use std::fmt;
+use std::sync::{Arc, LazyLock};
 
 use chrono::{DateTime, Utc};
 
@@ -21,7 +22,7 @@ use super::outcome::{ControlPlane, Samples};
 use super::settings::{PolicyError, Sources};
 use super::signal::Signal;
 use crate::crd::v1alpha1::LeaseReference;
-use crate::snapshot::{ClusterSnapshot, NodeInfo};
+use crate::snapshot::{ClusterSnapshot, NodeInfo, NodeKeys};
 
 pub(crate) use image::NODE_IMAGE_OUTDATED;
 pub(crate) use version::{KUBELET_VERSION_END_OF_SUPPORT, KUBELET_VERSION_SKEW};
@@ -88,6 +89,9 @@ pub(crate) trait Rules: fmt::Debug + Send + Sync {
     fn leases(&self) -> Vec<LeaseReference> {
         Vec::new()
     }
+
+    /// Adds the node labels and annotations it reads to `keys` (readers drop the others).
+    fn node_keys(&self, _keys: &mut NodeKeys) {}
 }
 
 /// Labels that name a node's pool, in the order they are tried.
@@ -99,9 +103,12 @@ pub const POOL_LABELS: [&str; 5] = [
     "cloud.google.com/gke-nodepool",
 ];
 
-/// The pool a node belongs to (`default` when no pool label is set).
-pub fn pool_of(node: &NodeInfo) -> &str {
-    POOL_LABELS.iter().find_map(|k| node.labels.get(*k)).map(String::as_str).unwrap_or("default")
+/// The pool of nodes without a pool label.
+static DEFAULT_POOL: LazyLock<Arc<str>> = LazyLock::new(|| Arc::from("default"));
+
+/// The pool a node belongs to (`default` when no pool label is set), shared with the node.
+pub fn pool_of(node: &NodeInfo) -> &Arc<str> {
+    POOL_LABELS.iter().find_map(|k| node.labels.shared(k)).unwrap_or(&DEFAULT_POOL)
 }
 
 #[cfg(test)]

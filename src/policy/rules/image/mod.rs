@@ -15,8 +15,8 @@ use crate::crd::v1alpha1::{NodeImageSource, NodeImageSpec, Severity};
 use crate::policy::ids::RuleId;
 use crate::policy::outcome::{ImageOrigin, NodeImage};
 use crate::policy::settings::{merged, Errors, PolicyError};
-use crate::policy::signal::{escalation, Cause, Fact, Signal, Who};
-use crate::snapshot::{NodeField, NodeInfo};
+use crate::policy::signal::{escalation, Cause, Fact, Signal, Steps, Who};
+use crate::snapshot::{NodeField, NodeInfo, NodeKeys};
 use crate::text::snippet;
 use crate::time::{plus_days, start_of_day, when};
 use date::{ImageDateError, ImageDateParser};
@@ -142,63 +142,91 @@ enum Unreadable {
     NotADay(ImageDateError),
 }
 
+/// What a node's image tells, shared by every node with the same image: its release day, the
+/// signal's steps and its fact.
+#[derive(Clone)]
+struct Judged {
+    image: ImageOrigin,
+    released: DateTime<Utc>,
+    steps: Steps,
+    fact: Arc<ImageFact>,
+}
+
 impl ImageRules {
-    /// The image of every node, parsing each distinct version once (a pool's nodes share one).
-    fn read<'a>(&self, nodes: &[&'a NodeInfo]) -> Vec<Result<(ImageOrigin, DateTime<Utc>), Unreadable>> {
-        let mut parsed: HashMap<&'a str, Result<DateTime<Utc>, Unreadable>> = HashMap::new();
-        nodes
-            .iter()
-            .map(|node| {
-                let (kind, key, map) = match &self.source {
-                    ImageSource::NodeCreation => {
-                        return node.created.map(|c| (ImageOrigin::NodeCreation, c)).ok_or(Unreadable::NoCreation)
-                    }
-                    ImageSource::Label(key) => ("label", key, &node.labels),
-                    ImageSource::Annotation(key) => ("annotation", key, &node.annotations),
-                };
-                let value = map.get(key).ok_or_else(|| Unreadable::Missing { kind, key: snippet(key) })?;
-                let released = parsed
-                    .entry(value.as_str())
-                    .or_insert_with(|| match self.parser.parse(value) {
-                        Ok(date) => Ok(start_of_day(date)),
-                        Err(ImageDateError::NoMatch(v)) => Err(Unreadable::NoMatch(v)),
-                        Err(e) => Err(Unreadable::NotADay(e)),
-                    })
-                    .clone()?;
-                Ok((ImageOrigin::Version(value.clone()), released))
+    fn judge(&self, image: ImageOrigin, released: DateTime<Utc>) -> Judged {
+        let warn_at = self.warn_after_days.map(|d| plus_days(released, d));
+        let unsupported_at = self.unsupported_after_days.map(|d| plus_days(released, d));
+        let fact = Arc::new(ImageFact { image: image.clone(), date: released, warn_at, unsupported_at });
+        Judged { image, released, steps: escalation(warn_at, unsupported_at).into(), fact }
+    }
+
+    /// The image of `node`, judging each distinct version once (a pool's nodes share one).
+    fn read<'a>(
+        &self,
+        node: &'a NodeInfo,
+        versions: &mut HashMap<&'a str, Result<Judged, Unreadable>>,
+    ) -> Result<Judged, Unreadable> {
+        let (kind, key, map) = match &self.source {
+            ImageSource::NodeCreation => {
+                let created = node.created.ok_or(Unreadable::NoCreation)?;
+                return Ok(self.judge(ImageOrigin::NodeCreation, created));
+            }
+            ImageSource::Label(key) => ("label", key, &node.labels),
+            ImageSource::Annotation(key) => ("annotation", key, &node.annotations),
+        };
+        let value = map.shared(key).ok_or_else(|| Unreadable::Missing { kind, key: snippet(key) })?;
+        versions
+            .entry(&**value)
+            .or_insert_with(|| match self.parser.parse(value) {
+                Ok(date) => Ok(self.judge(ImageOrigin::Version(value.clone()), start_of_day(date))),
+                Err(ImageDateError::NoMatch(v)) => Err(Unreadable::NoMatch(v)),
+                Err(e) => Err(Unreadable::NotADay(e)),
             })
-            .collect()
+            .clone()
     }
 }
 
 impl Rules for ImageRules {
+    fn node_keys(&self, keys: &mut NodeKeys) {
+        match &self.source {
+            ImageSource::Label(key) => {
+                keys.label(key);
+            }
+            ImageSource::Annotation(key) => {
+                keys.annotation(key);
+            }
+            ImageSource::NodeCreation => {}
+        }
+    }
+
     fn evaluate(&self, input: &Input<'_>, out: &mut Output) {
-        for (node, read) in input.nodes.iter().zip(self.read(input.nodes)) {
+        let mut versions = HashMap::new();
+        let mut unknown: HashMap<String, (Arc<str>, Arc<UnknownFact>)> = HashMap::new();
+        for node in input.nodes {
             let pool = pool_of(node);
-            match read {
-                Ok((image, date)) => {
-                    let warn_at = self.warn_after_days.map(|d| plus_days(date, d));
-                    let unsupported_at = self.unsupported_after_days.map(|d| plus_days(date, d));
+            match self.read(node, &mut versions) {
+                Ok(Judged { image, released, steps, fact }) => {
                     let cause = match &image {
                         ImageOrigin::Version(v) => Cause::Value(v.clone()),
                         ImageOrigin::NodeCreation => Cause::Rule,
                     };
                     out.samples.node_images.push(NodeImage {
                         node: node.name.clone(),
-                        pool: pool.to_string(),
-                        image: image.clone(),
-                        released: date,
+                        pool: pool.clone(),
+                        image,
+                        released,
                     });
-                    let fact = Arc::new(ImageFact { image, date, warn_at, unsupported_at });
                     let signal = Signal::node(NODE_IMAGE_OUTDATED, &node.name, pool, cause, fact);
-                    out.signals.push(signal.steps(escalation(warn_at, unsupported_at)).origin(Some(date)));
+                    out.signals.push(signal.steps(steps).origin(Some(released)));
                 }
                 Err(reason) => {
                     if node.problems.iter().any(|p| matches!(p.field, NodeField::Labels | NodeField::Annotations)) {
                         continue; // unreadable labels are reported as a problem of the node
                     }
-                    let reason = reason.to_string();
-                    let fact = Arc::new(UnknownFact { reason: reason.clone() });
+                    let (reason, fact) = unknown
+                        .entry(reason.to_string())
+                        .or_insert_with_key(|r| (Arc::from(r.as_str()), Arc::new(UnknownFact { reason: r.clone() })))
+                        .clone();
                     let signal = Signal::node(NODE_IMAGE_UNKNOWN, &node.name, pool, Cause::Value(reason), fact);
                     out.signals.push(signal.base(Severity::Info));
                 }

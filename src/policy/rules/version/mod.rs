@@ -16,7 +16,7 @@ use crate::crd::v1alpha1::{KubernetesVersionSpec, Severity, SupportState};
 use crate::policy::ids::{RuleId, Subject};
 use crate::policy::outcome::{Component, ControlPlane, VersionEnd};
 use crate::policy::settings::{Errors, PolicyError, Sources};
-use crate::policy::signal::{Cause, Signal};
+use crate::policy::signal::{Cause, Fact, Signal, Steps};
 use crate::snapshot::NodeField;
 use crate::time::minus_days;
 use crate::version::{parse_version, Minor};
@@ -107,7 +107,7 @@ impl TryFrom<(KubernetesVersionSpec, &Sources<'_>)> for VersionRules {
 struct Track {
     rule: RuleId,
     base: Option<Severity>,
-    steps: Vec<(DateTime<Utc>, Severity)>,
+    steps: Steps,
     standing: Standing,
 }
 
@@ -129,7 +129,7 @@ impl VersionRules {
                 (KUBERNETES_VERSION_END_OF_SUPPORT, None, steps)
             }
         };
-        Track { rule, base, steps, standing }
+        Track { rule, base, steps: steps.into(), standing }
     }
 
     fn version_fact(&self, component: Component, version: &str, standing: Standing) -> Arc<VersionFact> {
@@ -199,54 +199,75 @@ impl VersionRules {
     }
 
     fn kubelets(&self, input: &Input<'_>, control_plane: Option<Minor>, out: &mut Output) {
-        // Many nodes share a version: look each minor up once.
-        let mut tracks: HashMap<Minor, Track> = HashMap::new();
+        // Nodes share a handful of versions: each is judged once, its signals share its fact.
+        let mut judged: HashMap<&str, Kubelet> = HashMap::new();
+        let no_version: Arc<dyn Fact> = Arc::new(UnparsedFact::kubelet("the node reports no kubelet version".into()));
         for node in input.nodes {
             let pool = pool_of(node);
             let Some(version) = &node.kubelet_version else {
                 if node.problems.iter().any(|p| p.field == NodeField::KubeletVersion) {
                     continue; // reported as a problem of the node
                 }
-                let fact = Arc::new(UnparsedFact::kubelet("the node reports no kubelet version".into()));
                 out.signals.push(
-                    Signal::node(KUBERNETES_VERSION_UNKNOWN, &node.name, pool, Cause::Rule, fact).base(Severity::Info),
+                    Signal::node(KUBERNETES_VERSION_UNKNOWN, &node.name, pool, Cause::Rule, no_version.clone())
+                        .base(Severity::Info),
                 );
                 continue;
             };
-            let minor = match parse_version(version) {
-                Ok(m) => m,
-                Err(e) => {
-                    let fact = Arc::new(UnparsedFact::kubelet(e.to_string()));
+            let kubelet = judged.entry(version).or_insert_with(|| self.kubelet(version, control_plane, out));
+            match kubelet {
+                Kubelet::Unparsed(fact) => {
                     let cause = Cause::Value(version.clone());
                     out.signals.push(
-                        Signal::node(KUBERNETES_VERSION_UNKNOWN, &node.name, pool, cause, fact).base(Severity::Info),
+                        Signal::node(KUBERNETES_VERSION_UNKNOWN, &node.name, pool, cause, fact.clone())
+                            .base(Severity::Info),
                     );
-                    continue;
                 }
-            };
-            let Track { rule, base, steps, standing } =
-                tracks.entry(minor).or_insert_with(|| self.track(minor)).clone();
-            if let Standing::Known { end: Some(end), .. } = standing {
-                out.samples.version_ends.push(VersionEnd { component: Component::Kubelet, minor, end });
-            }
-            let rule = if rule == KUBERNETES_VERSION_END_OF_SUPPORT { KUBELET_VERSION_END_OF_SUPPORT } else { rule };
-            let fact = self.version_fact(Component::Kubelet, version, standing);
-            let mut signal = Signal::node(rule, &node.name, pool, Cause::Minor(minor), fact).steps(steps);
-            signal.base = base;
-            out.signals.push(signal);
-            if let Some(cp) = control_plane {
-                let behind = minor.minors_behind(cp);
-                if behind < 0 || behind > i64::from(self.max_kubelet_skew_minors) {
-                    let fact =
-                        Arc::new(SkewFact { kubelet: minor, control_plane: cp, max: self.max_kubelet_skew_minors });
-                    out.signals.push(
-                        Signal::node(KUBELET_VERSION_SKEW, &node.name, pool, Cause::Minor(minor), fact)
-                            .base(Severity::Unsupported),
-                    );
+                Kubelet::Parsed { minor, track, fact, skew } => {
+                    let mut signal = Signal::node(track.rule, &node.name, pool, Cause::Minor(*minor), fact.clone())
+                        .steps(track.steps.clone());
+                    signal.base = track.base;
+                    out.signals.push(signal);
+                    if let Some(skew) = skew {
+                        out.signals.push(
+                            Signal::node(KUBELET_VERSION_SKEW, &node.name, pool, Cause::Minor(*minor), skew.clone())
+                                .base(Severity::Unsupported),
+                        );
+                    }
                 }
             }
         }
     }
+
+    /// How a kubelet version stands (once per distinct version).
+    fn kubelet(&self, version: &str, control_plane: Option<Minor>, out: &mut Output) -> Kubelet {
+        let minor = match parse_version(version) {
+            Ok(m) => m,
+            Err(e) => return Kubelet::Unparsed(Arc::new(UnparsedFact::kubelet(e.to_string()))),
+        };
+        let mut track = self.track(minor);
+        if let Standing::Known { end: Some(end), .. } = track.standing {
+            out.samples.version_ends.push(VersionEnd { component: Component::Kubelet, minor, end });
+        }
+        if track.rule == KUBERNETES_VERSION_END_OF_SUPPORT {
+            track.rule = KUBELET_VERSION_END_OF_SUPPORT;
+        }
+        let fact = self.version_fact(Component::Kubelet, version, track.standing.clone());
+        let skew = control_plane.and_then(|cp| {
+            let behind = minor.minors_behind(cp);
+            (behind < 0 || behind > i64::from(self.max_kubelet_skew_minors)).then(|| {
+                Arc::new(SkewFact { kubelet: minor, control_plane: cp, max: self.max_kubelet_skew_minors })
+                    as Arc<dyn Fact>
+            })
+        });
+        Kubelet::Parsed { minor, track, fact, skew }
+    }
+}
+
+/// A kubelet version, judged.
+enum Kubelet {
+    Unparsed(Arc<dyn Fact>),
+    Parsed { minor: Minor, track: Track, fact: Arc<dyn Fact>, skew: Option<Arc<dyn Fact>> },
 }
 
 impl Rules for VersionRules {
