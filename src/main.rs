@@ -30,7 +30,8 @@ fn main() -> ExitCode {
             match runtime.block_on(check::run(opts)) {
                 Ok(code) => ExitCode::from(code),
                 Err(e) => {
-                    eprintln!("error: {e}");
+                    // A file, a field or a value quoted from the input: escaped for the terminal.
+                    eprintln!("error: {}", support_operator::text::printable(&e.to_string()));
                     ExitCode::from(2)
                 }
             }

@@ -1,6 +1,8 @@
 //! Strings that come from the cluster or a user are bounded before they reach a message, the
 //! status or a metric label: a node, a label value or a policy field can be any size.
 
+use std::borrow::Cow;
+
 /// Characters of a value quoted in a message (a version, an image, a field that is garbage).
 pub const SNIPPET_CHARS: usize = 64;
 /// Characters of a name (a node, a pool, a Lease): Kubernetes allows 253.
@@ -27,6 +29,25 @@ pub fn name(s: &str) -> String {
     cap(s, NAME_CHARS)
 }
 
+/// `s` safe to print on a terminal: control characters (escape sequences, carriage returns,
+/// newlines) and the bidirectional overrides that reorder text are written as escapes
+/// (`\u{1b}`, `\r`), so a string from the cluster can neither forge nor hide output.
+pub fn printable(s: &str) -> Cow<'_, str> {
+    let unsafe_char = |c: char| c.is_control() || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}');
+    if !s.chars().any(unsafe_char) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if unsafe_char(c) {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
 /// The first letter in upper case, for a sentence that starts with a name.
 pub fn capitalise(s: &str) -> String {
     let mut c = s.chars();
@@ -49,7 +70,25 @@ mod tests {
         assert_eq!(cap("", 0), "");
     }
 
+    #[test]
+    fn control_characters_and_bidi_overrides_are_escaped() {
+        assert_eq!(printable("aks-1"), "aks-1");
+        assert_eq!(printable("a\u{1b}[31mred\r\nb"), "a\\u{1b}[31mred\\r\\nb");
+        assert_eq!(printable("x\u{202E}y"), "x\\u{202e}y");
+        assert_eq!(printable("été ×3"), "été ×3");
+    }
+
     proptest! {
+        /// Nothing printable hides a control character; clean strings are kept as they are.
+        #[test]
+        fn printable_strings_hold_no_control_character(s in "\\PC{0,40}|[\\x00-\\x1f\\x7f\\x{80}-\\x{9f}\\x{202a}-\\x{202e}a-z]{0,40}") {
+            let p = printable(&s);
+            prop_assert!(!p.chars().any(|c| c.is_control() || ('\u{202A}'..='\u{202E}').contains(&c)), "{:?}", p);
+            if !s.chars().any(|c| c.is_control() || ('\u{202A}'..='\u{202E}').contains(&c) || ('\u{2066}'..='\u{2069}').contains(&c)) {
+                prop_assert_eq!(p.as_ref(), s.as_str());
+            }
+        }
+
         #[test]
         fn cap_never_exceeds_its_bound(s in "\\PC{0,300}", max in 1usize..100) {
             let c = cap(&s, max);

@@ -346,3 +346,158 @@ fn no_node_in_scope_fails_a_warning_gate() {
         assert_eq!(v["status"]["verdict"], "AtRisk", "{snapshot}");
     }
 }
+
+/// `check` with `stdin` as standard input.
+fn run_with_stdin(args: &[&str], stdin: &str, env: &[(&str, &str)]) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(BIN)
+        .args(args)
+        .current_dir(root())
+        .env("KUBECONFIG", "/nonexistent/kubeconfig")
+        .envs(env.iter().copied())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("binary runs");
+    let mut input = child.stdin.take().unwrap();
+    let stdin = stdin.to_string();
+    let writer = std::thread::spawn(move || {
+        let _ = input.write_all(stdin.as_bytes());
+    });
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    out
+}
+
+fn verdict(out: &Output) -> String {
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: stdout {} stderr {}", text(&out.stdout), text(&out.stderr)));
+    v["status"]["verdict"].as_str().unwrap_or_default().to_string()
+}
+
+/// Whatever reads is an input: standard input (`-`), `/dev/stdin`, a FIFO (as a process
+/// substitution `<(kubectl get nodes -o json)` is), for the policy and for a snapshot.
+#[test]
+fn snapshots_and_policies_are_read_from_stdin_fifos_and_devices() {
+    let snapshot = std::fs::read_to_string(root().join("examples/snapshots/aks-neglected.json")).unwrap();
+    let policy = std::fs::read_to_string(root().join("examples/policies/aks.yaml")).unwrap();
+    let args = |policy: &'static str, snapshot: &'static str| {
+        ["check", "--policy", policy, "--snapshot", snapshot, "--server-version", "v1.34.2", "--now", NOW, "-o", "json"]
+    };
+    let expected = verdict(&run(&args("examples/policies/aks.yaml", "examples/snapshots/aks-neglected.json")));
+    assert_eq!(expected, "Unsupported");
+    assert_eq!(verdict(&run_with_stdin(&args("examples/policies/aks.yaml", "-"), &snapshot, &[])), expected);
+    assert_eq!(verdict(&run_with_stdin(&args("examples/policies/aks.yaml", "/dev/stdin"), &snapshot, &[])), expected);
+    let from_stdin = run_with_stdin(&args("-", "examples/snapshots/aks-neglected.json"), &policy, &[]);
+    assert_eq!(verdict(&from_stdin), expected, "{}", text(&from_stdin.stderr));
+
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = |name: &str, content: String| {
+        let path = dir.path().join(name);
+        let c = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+        // SAFETY: a valid C string; mkfifo has no other precondition.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
+        let writer_path = path.clone();
+        std::thread::spawn(move || std::fs::write(writer_path, content).unwrap());
+        path.display().to_string()
+    };
+    let (p, s) = (fifo("policy", policy), fifo("snapshot", snapshot));
+    let out =
+        run(&["check", "--policy", &p, "--snapshot", &s, "--server-version", "v1.34.2", "--now", NOW, "-o", "json"]);
+    assert_eq!(verdict(&out), expected, "{}", text(&out.stderr));
+}
+
+/// A path may hold a comma: `--snapshot` takes it whole; only SUPPORT_CHECK_SNAPSHOT is a list.
+#[test]
+fn snapshot_paths_split_on_commas_only_in_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let nodes = std::fs::read_to_string(root().join("examples/snapshots/aks-neglected.json")).unwrap();
+    let with_comma = write(dir.path(), "nodes,2026.json", &nodes);
+    let version = write(dir.path(), "version.json", r#"{"serverVersion": {"gitVersion": "v1.34.2"}}"#);
+    let out = run(&[
+        "check",
+        "--policy",
+        "aks",
+        "--snapshot",
+        &with_comma,
+        "--snapshot",
+        &version,
+        "--now",
+        NOW,
+        "-o",
+        "json",
+    ]);
+    assert_eq!(verdict(&out), "Unsupported", "{}", text(&out.stderr));
+    let plain = write(dir.path(), "nodes.json", &nodes);
+    let list = format!("{plain},{version}");
+    let out = run_with_stdin(
+        &["check", "--policy", "aks", "--now", NOW, "-o", "json"],
+        "",
+        &[("SUPPORT_CHECK_SNAPSHOT", &list)],
+    );
+    assert_eq!(verdict(&out), "Unsupported", "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["status"]["controlPlane"]["version"], "v1.34.2", "both files of the list are read");
+}
+
+/// Hostile input is refused in linear time with the field and the reason, never parsed at
+/// length: nesting 100,000 deep, a policy file larger than any API object, a date pattern
+/// beyond the CRD's own bound (a regex is compiled only within it), garbage nested deep in a
+/// field the rules read.
+#[test]
+fn hostile_input_is_refused_with_a_named_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let healthy = "examples/snapshots/aks-healthy.json";
+    let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+    let cases = [
+        (write(d, "deep-policy.yaml", &format!("{POLICY_HEAD}spec: {{platform: AKS, x: {deep}}}\n")), healthy.to_string(),
+         "nested deeper than 64 levels"),
+        ("aks".to_string(), write(d, "deep.yaml", &format!("kind: Node\nmetadata: {{name: a, labels: {deep}}}\n")),
+         "nested deeper than 64 levels"),
+        ("aks".to_string(), write(d, "deep.json", &format!(r#"{{"kind": "List", "items": [{{"kind": "Node", "metadata": {{"name": "a", "labels": {{"a": {deep}}}}}}}]}}"#)),
+         "recursion limit exceeded"),
+        (write(d, "huge.yaml", &format!("{POLICY_HEAD}spec:\n  platform: AKS\n  nodeImage:\n    datePattern: '{}'\n", "a".repeat(2 << 20))),
+         healthy.to_string(), "is larger than 1 MiB, the limit of a policy"),
+        (write(d, "pattern.yaml", &format!("{POLICY_HEAD}spec:\n  platform: AKS\n  nodeImage:\n    datePattern: '(?P<year>\\d{{4}})(?P<month>\\d\\d)(?P<day>\\d\\d){}'\n", "x".repeat(1100))),
+         healthy.to_string(), "spec.nodeImage.datePattern: 1143 characters, more than the 1024 the CRD allows"),
+    ];
+    for (policy, snapshot, says) in &cases {
+        let out = run(&["check", "--policy", policy, "--snapshot", snapshot, "--server-version", "v1.35.3"]);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{policy} {snapshot}: {err}");
+        assert!(err.contains(says) && err.lines().count() == 1, "{policy} {snapshot}: {err}");
+    }
+}
+
+/// Strings from the cluster reach the terminal escaped, in the table and in the warnings.
+#[test]
+fn control_characters_from_the_cluster_are_escaped_on_the_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let evil = "\u{1b}]0;owned\u{7}\u{1b}[2J";
+    let snapshot = serde_json::json!({"kind": "List", "items": [
+        {"kind": "Node", "metadata": {"name": format!("n{evil}"), "creationTimestamp": "2026-01-01T00:00:00Z",
+            "labels": {"kubernetes.azure.com/agentpool": format!("p{evil}"), "kubernetes.azure.com/node-image-version": format!("v{evil}")}},
+         "status": {"nodeInfo": {"kubeletVersion": format!("v1.35.3{evil}")},
+                    "conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": format!("never{evil}")}]}}
+    ]});
+    let file = write(dir.path(), "evil.json", &snapshot.to_string());
+    let out = run(&[
+        "check",
+        "--policy",
+        "aks",
+        "--snapshot",
+        &file,
+        "--server-version",
+        "v1.35.3",
+        "--now",
+        NOW,
+        "--color",
+        "never",
+    ]);
+    for (what, stream) in [("stdout", text(&out.stdout)), ("stderr", text(&out.stderr))] {
+        assert!(!stream.contains('\u{1b}') && !stream.contains('\u{7}'), "{what}: {stream}");
+        assert!(stream.contains("\\u{1b}]0;owned\\u{7}"), "{what} shows the escape: {stream}");
+    }
+}

@@ -168,7 +168,7 @@ pub async fn run(opts: CheckOptions) -> Result<u8, CheckError> {
         let (snapshot, warnings) =
             input::load_snapshots(&opts.snapshots, &resolved.node_keys()).map_err(CheckError::Snapshot)?;
         for w in warnings {
-            eprintln!("warning: {}", w.0);
+            eprintln!("warning: {}", crate::text::printable(&w.0));
         }
         snapshot
     } else {

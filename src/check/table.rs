@@ -1,5 +1,6 @@
 //! The human-readable report of `check -o table`.
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
 
 use anstyle::{AnsiColor, Style};
@@ -7,10 +8,15 @@ use chrono::{DateTime, Utc};
 
 use crate::crd::v1alpha1::{Platform, Severity, SupportReport, SupportState, Transition, Verdict};
 use crate::policy::evaluate::HORIZON_DAYS;
+use crate::text::printable;
 use crate::time::{format, when as short};
 
 /// Renders a status as a report for a terminal. With `color` false the output is plain text.
+/// Every string that comes from the cluster or the policy is escaped (`text::printable`): a node
+/// name or a label cannot move the cursor, recolour or hide the report.
 pub fn render(policy: &str, platform: Platform, status: &SupportReport, now: DateTime<Utc>, color: bool) -> String {
+    let status = &printable_status(status);
+    let policy = &*printable(policy);
     let p = Painter(color);
     let mut out = String::new();
     let verdict = status.verdict.unwrap_or(Verdict::Unknown);
@@ -156,6 +162,35 @@ fn timeline(upcoming: &[Transition], now: DateTime<Utc>, p: &Painter) -> String 
         .collect()
 }
 
+/// The status with every string escaped for a terminal.
+fn printable_status(status: &SupportReport) -> SupportReport {
+    let clean = |s: &mut String| {
+        if let Cow::Owned(escaped) = printable(s) {
+            *s = escaped;
+        }
+    };
+    let mut status = status.clone();
+    if let Some(cp) = &mut status.control_plane {
+        cp.version.iter_mut().chain(cp.minor.iter_mut()).for_each(clean);
+    }
+    for pool in &mut status.pools {
+        clean(&mut pool.name);
+        for v in pool.kubelet_versions.iter_mut().chain(pool.images.iter_mut()) {
+            clean(&mut v.version);
+        }
+    }
+    for f in &mut status.findings {
+        clean(&mut f.rule);
+        clean(&mut f.subject);
+        clean(&mut f.message);
+    }
+    for t in status.next_deadline.iter_mut().chain(status.upcoming.iter_mut()) {
+        clean(&mut t.rule);
+        clean(&mut t.subject);
+    }
+    status
+}
+
 /// Aligns rows into columns, each line indented by `indent`.
 fn columns(rows: &[Vec<String>], indent: &str) -> String {
     let n = rows.iter().map(Vec::len).max().unwrap_or(0);
@@ -262,6 +297,24 @@ mod tests {
         assert_eq!(relative(at("2026-11-26T00:00:00Z"), now), "in 1 day");
         assert_eq!(relative(at("2026-11-25T05:00:00Z"), now), "in 5 hours");
         assert_eq!(relative(at("2026-11-20T00:00:00Z"), now), "5 days ago");
+    }
+
+    /// A node name, a pool, an image or a kubelet version from the cluster cannot reach the
+    /// terminal with its control characters: they are escaped, so nothing is hidden or forged.
+    #[test]
+    fn strings_from_the_cluster_are_escaped() {
+        use crate::policy::testing::*;
+        let evil = "\u{1b}[2J\u{1b}[31mFAKE\r";
+        let node =
+            node(&format!("n{evil}")).pool(&format!("p{evil}")).image(&format!("AKSUbuntu-{evil}")).kubelet(evil);
+        let e = evaluate(&spec(crate::crd::v1alpha1::Platform::Aks), &cluster("v1.35.1", vec![node]), at("2026-11-25"));
+        let now = at("2026-11-25");
+        let status = crate::policy::report::report(&e, None, Some(1), now);
+        for color in [false, true] {
+            let out = render(&format!("policy{evil}"), Platform::Aks, &status, now, color);
+            assert!(!out.contains('\r') && !out.contains("\u{1b}[2J") && !out.contains("\u{1b}[31mFAKE"), "{out}");
+            assert!(out.contains("p\\u{1b}[2J\\u{1b}[31mFAKE\\r"), "the pool, escaped: {out}");
+        }
     }
 
     #[test]

@@ -2,19 +2,20 @@
 //! transitions (the summaries come from `summary`).
 
 use std::collections::hash_map::Entry;
-use std::collections::{HashMap, HashSet};
+
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 
 use chrono::{DateTime, Utc};
 
 use super::ids::{RuleId, Subject, POLICY_INVALID};
 use super::model::Policy;
 use super::outcome::{Evaluation, Finding, Transition};
-use super::rules::{Input, Output};
+use super::rules::{InScope, Input, Output};
 use super::settings::PolicyError;
 use super::signal::{PoolGroup, Signal, Who, SHOWN};
 use super::summary;
 use crate::crd::v1alpha1::{Severity, SupportPolicySpec, Verdict};
-use crate::snapshot::{ClusterSnapshot, NodeInfo};
+use crate::snapshot::ClusterSnapshot;
 use crate::time::{minus_days, plus_days};
 
 /// How far ahead `upcoming` looks.
@@ -52,11 +53,11 @@ pub fn invalid(errors: Vec<PolicyError>) -> Evaluation {
 
 /// Evaluates a resolved policy against a snapshot at `now`.
 pub fn evaluate_resolved(policy: &Policy, snapshot: &ClusterSnapshot, now: DateTime<Utc>) -> Evaluation {
-    let nodes: Vec<&NodeInfo> = snapshot
+    let nodes: Vec<InScope<'_>> = snapshot
         .nodes
         .iter()
-        .map(AsRef::as_ref)
         .filter(|n| policy.selector.as_ref().is_none_or(|s| s.matches(&n.labels)))
+        .map(|n| InScope::new(n))
         .collect();
     let input = Input { snapshot, nodes: &nodes, now };
     let mut out = Output::default();

@@ -13,6 +13,7 @@
 
 pub mod evaluate;
 pub mod ids;
+pub mod limits;
 pub mod model;
 pub mod outcome;
 pub mod report;
@@ -23,7 +24,7 @@ pub(crate) mod signal;
 mod summary;
 
 #[cfg(test)]
-mod testing;
+pub(crate) mod testing;
 #[cfg(test)]
 mod tests;
 

@@ -31,6 +31,11 @@ impl fmt::Debug for Policy {
 impl Policy {
     /// Resolves a spec against its preset. Returns every problem found, each naming its field.
     pub fn resolve(spec: &SupportPolicySpec) -> Result<Policy, Vec<PolicyError>> {
+        // What the CRD bounds is bounded here first: nothing oversized is compiled or read.
+        let oversized = super::limits::exceeded(spec);
+        if !oversized.is_empty() {
+            return Err(oversized);
+        }
         let mut errors = Errors::default();
         let selector = spec.node_selector.clone().and_then(|sel| match Selector::try_from(sel) {
             Ok(s) => Some(s.into()),

@@ -1,17 +1,17 @@
 //! The summaries of an evaluation: the control plane, node counts, pools and the samples the
 //! metrics export.
 
-use std::collections::{HashMap, HashSet};
+use foldhash::{HashMap, HashMapExt, HashSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
 use super::ids::{RuleId, Subject};
 use super::outcome::{ControlPlane, NotReadyNode, Pool, Samples};
-use super::rules::{pool_of, Output, KUBELET_VERSION_END_OF_SUPPORT, KUBELET_VERSION_SKEW, NODE_IMAGE_OUTDATED};
+use super::rules::{InScope, Output, KUBELET_VERSION_END_OF_SUPPORT, KUBELET_VERSION_SKEW, NODE_IMAGE_OUTDATED};
 use super::signal::Signal;
 use crate::crd::v1alpha1::{NodeCounts, Severity, SupportState};
-use crate::snapshot::{ClusterSnapshot, NodeInfo, Readiness};
+use crate::snapshot::{ClusterSnapshot, Readiness};
 use crate::version::parse_version;
 
 /// What `summarise` returns.
@@ -23,7 +23,7 @@ pub(super) struct Summary {
 }
 
 /// The summaries of the families' output for the nodes in scope.
-pub(super) fn summarise(snapshot: &ClusterSnapshot, nodes: &[&NodeInfo], out: Output, now: DateTime<Utc>) -> Summary {
+pub(super) fn summarise(snapshot: &ClusterSnapshot, nodes: &[InScope<'_>], out: Output, now: DateTime<Utc>) -> Summary {
     // Without version rules the control plane is still shown, its support unknown.
     let control_plane = out.control_plane.or_else(|| {
         snapshot.server_version.as_ref().map(|v| ControlPlane {
@@ -40,7 +40,7 @@ pub(super) fn summarise(snapshot: &ClusterSnapshot, nodes: &[&NodeInfo], out: Ou
         .iter()
         .filter_map(|n| match n.readiness {
             Readiness::NotReady { since: Some(since) } => {
-                Some(NotReadyNode { node: n.name.clone(), pool: pool_of(n).clone(), since })
+                Some(NotReadyNode { node: n.name.clone(), pool: n.pool.clone(), since })
             }
             _ => None,
         })
@@ -48,7 +48,7 @@ pub(super) fn summarise(snapshot: &ClusterSnapshot, nodes: &[&NodeInfo], out: Ou
     Summary { control_plane, nodes: counts(nodes, &out.signals, now), pools: pools(nodes, &samples), samples }
 }
 
-fn counts(nodes: &[&NodeInfo], signals: &[Signal], now: DateTime<Utc>) -> NodeCounts {
+fn counts(nodes: &[InScope<'_>], signals: &[Signal], now: DateTime<Utc>) -> NodeCounts {
     let ready = nodes.iter().filter(|n| n.readiness.is_ready()).count() as u32;
     // Nodes with a signal of `rules` at `min` or worse.
     let nodes_at = |rules: &[RuleId], min: Severity| -> u32 {
@@ -72,7 +72,7 @@ fn counts(nodes: &[&NodeInfo], signals: &[Signal], now: DateTime<Utc>) -> NodeCo
     }
 }
 
-fn pools(nodes: &[&NodeInfo], samples: &Samples) -> Vec<Pool> {
+fn pools(nodes: &[InScope<'_>], samples: &Samples) -> Vec<Pool> {
     let mut index: HashMap<Arc<str>, usize> = HashMap::new();
     let mut pools: Vec<Pool> = Vec::new();
     let mut pool_of_name = |name: &Arc<str>| -> usize {
@@ -83,7 +83,7 @@ fn pools(nodes: &[&NodeInfo], samples: &Samples) -> Vec<Pool> {
         index.insert(name.clone(), pools.len() - 1);
         pools.len() - 1
     };
-    let at: Vec<usize> = nodes.iter().map(|node| pool_of_name(pool_of(node))).collect();
+    let at: Vec<usize> = nodes.iter().map(|node| pool_of_name(node.pool)).collect();
     let images: Vec<usize> = samples.node_images.iter().map(|image| pool_of_name(&image.pool)).collect();
     for (node, i) in nodes.iter().zip(at) {
         let pool = &mut pools[i];

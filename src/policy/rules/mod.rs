@@ -59,12 +59,36 @@ pub fn all_rules() -> Vec<RuleId> {
     all
 }
 
+/// A node the policy's selector picks, with its pool (read once per evaluation: every family
+/// groups by it). Reads as the node.
+#[derive(Clone, Copy)]
+pub(crate) struct InScope<'a> {
+    /// The node.
+    pub node: &'a NodeInfo,
+    /// Its pool (`pool_of`).
+    pub pool: &'a Arc<str>,
+}
+
+impl<'a> InScope<'a> {
+    /// `node` with its pool.
+    pub fn new(node: &'a NodeInfo) -> Self {
+        InScope { node, pool: pool_of(node) }
+    }
+}
+
+impl std::ops::Deref for InScope<'_> {
+    type Target = NodeInfo;
+    fn deref(&self) -> &NodeInfo {
+        self.node
+    }
+}
+
 /// What a family reads.
 pub(crate) struct Input<'a> {
     /// The whole snapshot (Leases, discovery, every node).
     pub snapshot: &'a ClusterSnapshot,
     /// The nodes the policy's selector picks.
-    pub nodes: &'a [&'a NodeInfo],
+    pub nodes: &'a [InScope<'a>],
     /// The instant of evaluation.
     pub now: DateTime<Utc>,
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use super::image::NODE_IMAGE_UNKNOWN;
 use super::stopped::NODE_NOT_READY;
 use super::version::KUBERNETES_VERSION_UNKNOWN;
-use super::{pool_of, Family, Input, Output, Rules};
+use super::{Family, Input, Output, Rules};
 use crate::crd::v1alpha1::Severity;
 use crate::policy::ids::RuleId;
 use crate::policy::signal::{Cause, Fact, Signal, Who};
@@ -36,7 +36,7 @@ impl Rules for Problems {
         for node in input.nodes {
             for p in &node.problems {
                 let fact = Arc::new(ProblemFact { field: p.field, reason: p.reason.clone() });
-                let signal = Signal::node(rule_of(p.field), &node.name, pool_of(node), Cause::Field(p.field), fact);
+                let signal = Signal::node(rule_of(p.field), &node.name, node.pool, Cause::Field(p.field), fact);
                 out.signals.push(signal.base(Severity::Info));
             }
         }

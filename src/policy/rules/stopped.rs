@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use super::{pool_of, Family, Input, Output, Rules};
+use super::{Family, Input, Output, Rules};
 use crate::crd::v1alpha1::{Severity, StoppedNodesSpec};
 use crate::policy::ids::{RuleId, Subject};
 use crate::policy::settings::{Errors, PolicyError};
@@ -73,7 +73,7 @@ impl Rules for StoppedRules {
             let mut steps: Vec<_> = since.map(|t| (t, Severity::Info)).into_iter().collect();
             steps.extend(escalation(warn_at, unsupported_at));
             let fact = Arc::new(NotReadyFact { since, shutdown: node.shutdown, unsupported_at });
-            let mut signal = Signal::node(NODE_NOT_READY, &node.name, pool_of(node), Cause::Rule, fact);
+            let mut signal = Signal::node(NODE_NOT_READY, &node.name, node.pool, Cause::Rule, fact);
             signal.base = since.is_none().then_some(Severity::Info);
             out.signals.push(signal.steps(steps).origin(since));
         }

@@ -5,12 +5,12 @@ mod date;
 #[cfg(test)]
 mod tests;
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use super::{pool_of, Family, Input, Output, Rules};
+use super::{Family, Input, Output, Rules};
 use crate::crd::v1alpha1::{NodeImageSource, NodeImageSpec, Severity};
 use crate::policy::ids::RuleId;
 use crate::policy::outcome::{ImageOrigin, NodeImage};
@@ -203,7 +203,7 @@ impl Rules for ImageRules {
         let mut versions = HashMap::new();
         let mut unknown: HashMap<String, (Arc<str>, Arc<UnknownFact>)> = HashMap::new();
         for node in input.nodes {
-            let pool = pool_of(node);
+            let pool = node.pool;
             match self.read(node, &mut versions) {
                 Ok(Judged { image, released, steps, fact }) => {
                     let cause = match &image {

@@ -5,12 +5,14 @@
 mod tests;
 mod text;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
+
+use foldhash::{HashMap, HashMapExt};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use super::{pool_of, Family, Input, Output, Rules};
+use super::{Family, Input, Output, Rules};
 use crate::calendar::{merged_calendar, Standing, SupportCalendar};
 use crate::crd::v1alpha1::{KubernetesVersionSpec, Severity, SupportState};
 use crate::policy::ids::{RuleId, Subject};
@@ -203,7 +205,7 @@ impl VersionRules {
         let mut judged: HashMap<&str, Kubelet> = HashMap::new();
         let no_version: Arc<dyn Fact> = Arc::new(UnparsedFact::kubelet("the node reports no kubelet version".into()));
         for node in input.nodes {
-            let pool = pool_of(node);
+            let pool = node.pool;
             let Some(version) = &node.kubelet_version else {
                 if node.problems.iter().any(|p| p.field == NodeField::KubeletVersion) {
                     continue; // reported as a problem of the node
