@@ -72,6 +72,7 @@ async fn run(n: usize) -> (Duration, Duration, Duration) {
         identity: "bench".into(),
         report_addr: None,
         health: Default::default(),
+        node_metrics: Default::default(),
     };
     let clock = ShiftedClock::at(support_operator::time::parse_rfc3339(NOW).unwrap());
     let statuses: Api<SupportStatus> = Api::all(client.clone());

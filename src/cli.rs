@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand};
 
 use crate::check::{Color, FailOn, Output};
+use crate::metrics::NodeMetrics;
 pub use crate::telemetry::LogFormat;
 
 /// Makes managed-Kubernetes support policies visible and alertable, before the deadline.
@@ -92,6 +93,10 @@ pub struct RunArgs {
     /// Seconds between two refreshes of API discovery (for AlphaApiServed).
     #[arg(long, env = "SUPPORT_DISCOVERY_SECONDS", default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub discovery_seconds: u64,
+    /// Which nodes have series of their own on /metrics: all, unhealthy (a finding at Warning or
+    /// worse, or not Ready) or none. Every pool is summed either way (support_pool_*).
+    #[arg(long, env = "SUPPORT_NODE_METRICS", value_enum, default_value_t = NodeMetrics::Unhealthy)]
+    pub node_metrics: NodeMetrics,
     /// Log format.
     #[arg(long, env = "SUPPORT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Plain)]
     pub log_format: LogFormat,

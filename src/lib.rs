@@ -58,6 +58,7 @@ pub fn run(args: cli::RunArgs) -> anyhow::Result<()> {
             identity,
             report_addr: None,
             health: health::HealthSettings::default(),
+            node_metrics: args.node_metrics,
         };
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {

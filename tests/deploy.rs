@@ -35,7 +35,8 @@ const GROUP: &str = "support.compliance.dev";
 const RUNBOOK_URL: &str = "https://github.com/support-operator/support-operator/blob/main/README.md#alerts";
 
 /// Metric names of the product contract (`shared/design/product.md`, Metrics), plus the controller's
-/// `support_leader`, `support_watch_objects_skipped_total` and `support_watch_errors_total`.
+/// `support_leader`, `support_watch_objects_skipped_total` and `support_watch_errors_total`, and the
+/// per-pool series that bound `/metrics` at fleet scale (`support_pool_*`).
 const CONTRACT_METRICS: &[&str] = &[
     "support_verdict",
     "support_findings",
@@ -45,6 +46,10 @@ const CONTRACT_METRICS: &[&str] = &[
     "support_node_not_ready_since_timestamp_seconds",
     "support_cluster_stopped_since_timestamp_seconds",
     "support_heartbeat_timestamp_seconds",
+    "support_pool_nodes",
+    "support_pool_nodes_not_ready",
+    "support_pool_node_images",
+    "support_pool_node_image_release_timestamp_seconds",
     "support_reconcile_duration_seconds",
     "support_reconcile_errors_total",
     "support_status_writes_total",

@@ -30,7 +30,7 @@ use crate::crd::v1alpha1::{SupportPolicy, SupportReport, SupportStatus, Verdict}
 use crate::health::{Health, HealthSettings};
 use crate::k8s::leader::{self, LeaderConfig, Leadership};
 use crate::k8s::objects::CachedNode;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, NodeMetrics};
 use crate::server::{self, ServerState};
 use crate::snapshot::ClusterSnapshot;
 use clock::Clock;
@@ -60,6 +60,8 @@ pub struct Settings {
     pub report_addr: Option<tokio::sync::mpsc::UnboundedSender<SocketAddr>>,
     /// The bounds of /healthz and /readyz.
     pub health: HealthSettings,
+    /// Which nodes have series of their own on /metrics.
+    pub node_metrics: NodeMetrics,
 }
 
 /// Why the operator stopped.
@@ -145,7 +147,7 @@ pub async fn run(
     clock: Arc<dyn Clock>,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), RunError> {
-    let metrics = Arc::new(Metrics::new());
+    let metrics = Arc::new(Metrics::with_node_metrics(settings.node_metrics));
     for c in Category::ALL {
         metrics.reconcile_errors.with_label_values(&[c.as_str()]);
     }

@@ -3,6 +3,8 @@
 
 use std::collections::hash_map::Entry;
 
+use std::sync::Arc;
+
 use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 
 use chrono::{DateTime, Utc};
@@ -12,7 +14,7 @@ use super::model::Policy;
 use super::outcome::{Evaluation, Finding, Transition};
 use super::rules::{InScope, Input, Output};
 use super::settings::PolicyError;
-use super::signal::{PoolGroup, Signal, Who, SHOWN};
+use super::signal::{Cause, PoolGroup, Signal, Who, SHOWN};
 use super::summary;
 use crate::crd::v1alpha1::{Severity, SupportPolicySpec, Verdict};
 use crate::snapshot::ClusterSnapshot;
@@ -105,22 +107,50 @@ enum Group<'a> {
     Pool(&'a PoolGroup),
 }
 
+/// Whether two node signals are of one group, comparing shared strings by address first
+/// (a family emits a pool's nodes one after the other, with the pool's strings).
+fn same_group(a: &Signal, b: &Signal) -> bool {
+    let same = |x: &Arc<str>, y: &Arc<str>| Arc::ptr_eq(x, y) || x == y;
+    match (&a.group, &b.group) {
+        (Some(x), Some(y)) => {
+            a.rule == b.rule
+                && same(&x.pool, &y.pool)
+                && match (&x.cause, &y.cause) {
+                    (Cause::Value(v), Cause::Value(w)) => same(v, w),
+                    (c, d) => c == d,
+                }
+        }
+        _ => false,
+    }
+}
+
 /// The signals of each (rule, group), in the order of their keys.
 fn grouped(signals: &[Signal]) -> Vec<((RuleId, Group<'_>), Vec<&Signal>)> {
     let mut index: HashMap<(RuleId, Group<'_>), usize> = HashMap::new();
     let mut groups: Vec<((RuleId, Group<'_>), Vec<&Signal>)> = Vec::new();
+    let mut last: Option<(&Signal, usize)> = None;
     for s in signals {
+        if let Some((previous, i)) = last.filter(|(previous, _)| same_group(previous, s)) {
+            groups[i].1.push(s);
+            last = Some((previous, i));
+            continue;
+        }
         let group = match &s.group {
             Some(g) => Group::Pool(g),
             None => Group::One(&s.subject),
         };
-        match index.entry((s.rule, group)) {
-            Entry::Occupied(e) => groups[*e.get()].1.push(s),
+        let i = match index.entry((s.rule, group)) {
+            Entry::Occupied(e) => {
+                groups[*e.get()].1.push(s);
+                *e.get()
+            }
             Entry::Vacant(e) => {
                 e.insert(groups.len());
                 groups.push(((s.rule, group), vec![s]));
+                groups.len() - 1
             }
-        }
+        };
+        last = Some((s, i));
     }
     groups.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     groups

@@ -173,6 +173,9 @@ pub struct NodeImage {
     pub image: ImageOrigin,
     /// Its release instant (the node's creation with `ImageOrigin::NodeCreation`).
     pub released: DateTime<Utc>,
+    /// The node has a finding at Warning or worse now (of any rule): it is unhealthy, and
+    /// the metrics export it on its own.
+    pub warning: bool,
 }
 
 /// A not-Ready node.

@@ -36,6 +36,19 @@ pub(super) fn summarise(snapshot: &ClusterSnapshot, nodes: &[InScope<'_>], out: 
     let mut samples = out.samples;
     samples.version_ends.sort();
     samples.version_ends.dedup();
+    // Nodes with a signal at Warning or worse now, by their name's address (each node of a
+    // snapshot holds its own name; the samples share it).
+    let warning: HashSet<*const u8> = out
+        .signals
+        .iter()
+        .filter_map(|s| match &s.subject {
+            Subject::Node(n) if s.at(now).is_some_and(|sev| sev >= Severity::Warning) => Some(n.as_ptr()),
+            _ => None,
+        })
+        .collect();
+    for image in &mut samples.node_images {
+        image.warning = warning.contains(&image.node.as_ptr());
+    }
     samples.not_ready = nodes
         .iter()
         .filter_map(|n| match n.readiness {
@@ -50,13 +63,14 @@ pub(super) fn summarise(snapshot: &ClusterSnapshot, nodes: &[InScope<'_>], out: 
 
 fn counts(nodes: &[InScope<'_>], signals: &[Signal], now: DateTime<Utc>) -> NodeCounts {
     let ready = nodes.iter().filter(|n| n.readiness.is_ready()).count() as u32;
-    // Nodes with a signal of `rules` at `min` or worse.
+    // Nodes with a signal of `rules` at `min` or worse, told apart by their name's address
+    // (each node of a snapshot holds its own; nodes are unique by name).
     let nodes_at = |rules: &[RuleId], min: Severity| -> u32 {
-        let hit: HashSet<&str> = signals
+        let hit: HashSet<*const u8> = signals
             .iter()
             .filter(|s| rules.contains(&s.rule))
             .filter_map(|s| match &s.subject {
-                Subject::Node(n) if s.at(now).is_some_and(|sev| sev >= min) => Some(&**n),
+                Subject::Node(n) if s.at(now).is_some_and(|sev| sev >= min) => Some(n.as_ptr()),
                 _ => None,
             })
             .collect();
@@ -75,13 +89,22 @@ fn counts(nodes: &[InScope<'_>], signals: &[Signal], now: DateTime<Utc>) -> Node
 fn pools(nodes: &[InScope<'_>], samples: &Samples) -> Vec<Pool> {
     let mut index: HashMap<Arc<str>, usize> = HashMap::new();
     let mut pools: Vec<Pool> = Vec::new();
+    let mut last: Option<(Arc<str>, usize)> = None;
     let mut pool_of_name = |name: &Arc<str>| -> usize {
-        if let Some(i) = index.get(&**name) {
+        // Nodes of a pool come one after the other, with the pool's (interned) name.
+        if let Some((_, i)) = last.as_ref().filter(|(l, _)| Arc::ptr_eq(l, name)) {
             return *i;
         }
-        pools.push(Pool { name: name.to_string(), ..Default::default() });
-        index.insert(name.clone(), pools.len() - 1);
-        pools.len() - 1
+        let i = match index.get(&**name) {
+            Some(i) => *i,
+            None => {
+                pools.push(Pool { name: name.to_string(), ..Default::default() });
+                index.insert(name.clone(), pools.len() - 1);
+                pools.len() - 1
+            }
+        };
+        last = Some((name.clone(), i));
+        i
     };
     let at: Vec<usize> = nodes.iter().map(|node| pool_of_name(node.pool)).collect();
     let images: Vec<usize> = samples.node_images.iter().map(|image| pool_of_name(&image.pool)).collect();

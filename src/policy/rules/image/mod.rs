@@ -152,6 +152,13 @@ struct Judged {
     fact: Arc<ImageFact>,
 }
 
+/// The versions judged so far, and the last one read.
+#[derive(Default)]
+struct Versions<'a> {
+    all: HashMap<&'a str, Result<Judged, Unreadable>>,
+    last: Option<(&'a Arc<str>, Result<Judged, Unreadable>)>,
+}
+
 impl ImageRules {
     fn judge(&self, image: ImageOrigin, released: DateTime<Utc>) -> Judged {
         let warn_at = self.warn_after_days.map(|d| plus_days(released, d));
@@ -161,11 +168,7 @@ impl ImageRules {
     }
 
     /// The image of `node`, judging each distinct version once (a pool's nodes share one).
-    fn read<'a>(
-        &self,
-        node: &'a NodeInfo,
-        versions: &mut HashMap<&'a str, Result<Judged, Unreadable>>,
-    ) -> Result<Judged, Unreadable> {
+    fn read<'a>(&self, node: &'a NodeInfo, versions: &mut Versions<'a>) -> Result<Judged, Unreadable> {
         let (kind, key, map) = match &self.source {
             ImageSource::NodeCreation => {
                 let created = node.created.ok_or(Unreadable::NoCreation)?;
@@ -175,14 +178,23 @@ impl ImageRules {
             ImageSource::Annotation(key) => ("annotation", key, &node.annotations),
         };
         let value = map.shared(key).ok_or_else(|| Unreadable::Missing { kind, key: snippet(key) })?;
-        versions
+        // The nodes of a pool come one after the other, with the same (interned) version.
+        if let Some((last, judged)) = &versions.last {
+            if Arc::ptr_eq(last, value) {
+                return judged.clone();
+            }
+        }
+        let judged = versions
+            .all
             .entry(&**value)
             .or_insert_with(|| match self.parser.parse(value) {
                 Ok(date) => Ok(self.judge(ImageOrigin::Version(value.clone()), start_of_day(date))),
                 Err(ImageDateError::NoMatch(v)) => Err(Unreadable::NoMatch(v)),
                 Err(e) => Err(Unreadable::NotADay(e)),
             })
-            .clone()
+            .clone();
+        versions.last = Some((value, judged.clone()));
+        judged
     }
 }
 
@@ -200,7 +212,7 @@ impl Rules for ImageRules {
     }
 
     fn evaluate(&self, input: &Input<'_>, out: &mut Output) {
-        let mut versions = HashMap::new();
+        let mut versions = Versions::default();
         let mut unknown: HashMap<String, (Arc<str>, Arc<UnknownFact>)> = HashMap::new();
         for node in input.nodes {
             let pool = node.pool;
@@ -215,6 +227,7 @@ impl Rules for ImageRules {
                         pool: pool.clone(),
                         image,
                         released,
+                        warning: false,
                     });
                     let signal = Signal::node(NODE_IMAGE_OUTDATED, &node.name, pool, cause, fact);
                     out.signals.push(signal.steps(steps).origin(Some(released)));
