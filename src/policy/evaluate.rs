@@ -14,7 +14,7 @@ use super::model::Policy;
 use super::outcome::{Evaluation, Finding, Transition};
 use super::rules::{InScope, Input, Output};
 use super::settings::PolicyError;
-use super::signal::{Cause, PoolGroup, Signal, Who, SHOWN};
+use super::signal::{About, Cause, PoolGroup, Signal, Who, SHOWN};
 use super::summary;
 use crate::crd::v1alpha1::{Severity, SupportPolicySpec, Verdict};
 use crate::snapshot::ClusterSnapshot;
@@ -103,13 +103,13 @@ pub fn evaluate_resolved(policy: &Policy, snapshot: &ClusterSnapshot, now: DateT
 /// a finding of its own. Ordered as the groups were when they were keyed by value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 enum Group<'a> {
-    One(&'a Subject),
+    One(&'a About<'a>),
     Pool(&'a PoolGroup),
 }
 
 /// Whether two node signals are of one group, comparing shared strings by address first
 /// (a family emits a pool's nodes one after the other, with the pool's strings).
-fn same_group(a: &Signal, b: &Signal) -> bool {
+fn same_group(a: &Signal<'_>, b: &Signal<'_>) -> bool {
     let same = |x: &Arc<str>, y: &Arc<str>| Arc::ptr_eq(x, y) || x == y;
     match (&a.group, &b.group) {
         (Some(x), Some(y)) => {
@@ -125,10 +125,10 @@ fn same_group(a: &Signal, b: &Signal) -> bool {
 }
 
 /// The signals of each (rule, group), in the order of their keys.
-fn grouped(signals: &[Signal]) -> Vec<((RuleId, Group<'_>), Vec<&Signal>)> {
-    let mut index: HashMap<(RuleId, Group<'_>), usize> = HashMap::new();
-    let mut groups: Vec<((RuleId, Group<'_>), Vec<&Signal>)> = Vec::new();
-    let mut last: Option<(&Signal, usize)> = None;
+fn grouped<'s, 'a>(signals: &'s [Signal<'a>]) -> Vec<((RuleId, Group<'s>), Vec<&'s Signal<'a>>)> {
+    let mut index: HashMap<(RuleId, Group<'s>), usize> = HashMap::new();
+    let mut groups: Vec<((RuleId, Group<'s>), Vec<&'s Signal<'a>>)> = Vec::new();
+    let mut last: Option<(&'s Signal<'a>, usize)> = None;
     for s in signals {
         if let Some((previous, i)) = last.filter(|(previous, _)| same_group(previous, s)) {
             groups[i].1.push(s);
@@ -137,7 +137,7 @@ fn grouped(signals: &[Signal]) -> Vec<((RuleId, Group<'_>), Vec<&Signal>)> {
         }
         let group = match &s.group {
             Some(g) => Group::Pool(g),
-            None => Group::One(&s.subject),
+            None => Group::One(&s.about),
         };
         let i = match index.entry((s.rule, group)) {
             Entry::Occupied(e) => {
@@ -158,7 +158,7 @@ fn grouped(signals: &[Signal]) -> Vec<((RuleId, Group<'_>), Vec<&Signal>)> {
 
 /// Where a group's severity rises after `now`: the steps of its members, each distinct list
 /// once (members with the same fact share theirs).
-fn future_steps(members: &[(Option<Severity>, &Signal)], now: DateTime<Utc>) -> Vec<(DateTime<Utc>, Severity)> {
+fn future_steps(members: &[(Option<Severity>, &Signal<'_>)], now: DateTime<Utc>) -> Vec<(DateTime<Utc>, Severity)> {
     let mut seen: HashSet<*const (DateTime<Utc>, Severity)> = HashSet::new();
     let mut future: Vec<(DateTime<Utc>, Severity)> = members
         .iter()
@@ -170,19 +170,39 @@ fn future_steps(members: &[(Option<Severity>, &Signal)], now: DateTime<Utc>) -> 
     future
 }
 
+/// Moves the first [`SHOWN`] signals by (origin, subject) to the front, in that order (the
+/// rest keep no order). One pass: each signal is compared with the last of the front once, by
+/// origin first, so a name is read only when origins tie.
+fn first_in_order(signals: &mut [&Signal<'_>]) {
+    let order = |a: &Signal<'_>, b: &Signal<'_>| a.origin.cmp(&b.origin).then_with(|| a.about.cmp(&b.about));
+    let shown = SHOWN.min(signals.len());
+    signals[..shown].sort_unstable_by(|a, b| order(a, b));
+    for i in shown..signals.len() {
+        if order(signals[i], signals[shown - 1]).is_lt() {
+            signals.swap(i, shown - 1);
+            // Bubble the newcomer into place among the front.
+            let mut j = shown - 1;
+            while j > 0 && order(signals[j], signals[j - 1]).is_lt() {
+                signals.swap(j, j - 1);
+                j -= 1;
+            }
+        }
+    }
+}
+
 /// Findings (sorted worst first, then soonest deadline, rule and subject) and every future
 /// transition (soonest first).
-fn findings(signals: &[Signal], now: DateTime<Utc>) -> (Vec<Finding>, Vec<Transition>) {
+fn findings(signals: &[Signal<'_>], now: DateTime<Utc>) -> (Vec<Finding>, Vec<Transition>) {
     let mut findings = Vec::new();
     let mut transitions = Vec::new();
     for ((rule, _), signals) in grouped(signals) {
         // Each member's severity now, read once.
-        let members: Vec<(Option<Severity>, &Signal)> = signals.iter().map(|m| (m.at(now), *m)).collect();
+        let members: Vec<(Option<Severity>, &Signal<'_>)> = signals.iter().map(|m| (m.at(now), *m)).collect();
         let pool = members[0].1.group.as_ref().map(|g| &*g.pool);
         let subject = if members.len() > 1 {
             Subject::NodePool(pool.unwrap_or("default").to_string())
         } else {
-            members[0].1.subject.clone()
+            members[0].1.about.subject()
         };
         let current = members.iter().filter_map(|(sev, _)| *sev).max();
 
@@ -225,25 +245,10 @@ fn findings(signals: &[Signal], now: DateTime<Utc>) -> (Vec<Finding>, Vec<Transi
             })
             .flatten();
         // The members at the group's severity speak for it: the first by origin, then by name.
-        let mut speaking: Vec<&Signal> =
+        let mut speaking: Vec<&Signal<'_>> =
             members.iter().filter(|(sev, _)| *sev == Some(severity)).map(|(_, m)| *m).collect();
-        let order = |a: &&Signal, b: &&Signal| a.origin.cmp(&b.origin).then_with(|| a.subject.cmp(&b.subject));
-        if speaking.len() > SHOWN {
-            speaking.select_nth_unstable_by(SHOWN, order);
-            speaking[..SHOWN].sort_unstable_by(order);
-        } else {
-            speaking.sort_unstable_by(order);
-        }
-        let who = Who {
-            nodes: speaking
-                .iter()
-                .filter_map(|m| match &m.subject {
-                    Subject::Node(n) => Some(&**n),
-                    _ => None,
-                })
-                .collect(),
-            pool,
-        };
+        first_in_order(&mut speaking);
+        let who = Who { nodes: speaking.iter().filter_map(|m| m.about.node().map(|n| &**n)).collect(), pool };
         let mut message = speaking[0].fact.message(&who, severity);
         if speaking.len() < members.len() {
             message.push_str(&format!(

@@ -75,6 +75,23 @@ impl Subject {
         }
     }
 
+    /// The rank of `Node`.
+    pub(crate) const NODE_RANK: u8 = 5;
+
+    /// The rank of its kind, in the order subjects sort.
+    pub(crate) fn rank(&self) -> u8 {
+        match self {
+            Subject::ApiVersion(_) => 0,
+            Subject::Attestation(_) => 1,
+            Subject::Cluster => 2,
+            Subject::ControlPlane => 3,
+            Subject::Heartbeat(_) => 4,
+            Subject::Node(_) => Self::NODE_RANK,
+            Subject::NodePool(_) => 6,
+            Subject::Policy => 7,
+        }
+    }
+
     /// The name, in full.
     pub fn name(&self) -> &str {
         match self {

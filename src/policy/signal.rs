@@ -24,11 +24,11 @@ fn no_steps() -> Steps {
 /// One subject's severity over time: `base` before the first step, then each step's severity
 /// from its instant on. Steps rise: every rule only gets worse as time passes.
 #[derive(Debug, Clone)]
-pub struct Signal {
+pub struct Signal<'a> {
     /// The rule.
     pub rule: RuleId,
     /// The one thing the signal is about.
-    pub subject: Subject,
+    pub about: About<'a>,
     /// Node signals with the same (pool, cause) merge into one finding about the pool.
     pub group: Option<PoolGroup>,
     /// The severity before the first step.
@@ -41,18 +41,82 @@ pub struct Signal {
     pub fact: Arc<dyn Fact>,
 }
 
-impl Signal {
+/// What a signal is about: a node of the snapshot, borrowed (a node signal copies nothing of
+/// it, not even a reference count: the evaluation of a large cluster touches each node's name
+/// only where a finding names it), or any subject.
+#[derive(Debug, Clone)]
+pub enum About<'a> {
+    /// A node of the snapshot, by its name.
+    Node(&'a Arc<str>),
+    /// Anything else (or a node named otherwise).
+    Other(Subject),
+}
+
+impl About<'_> {
+    /// The subject, owned.
+    pub fn subject(&self) -> Subject {
+        match self {
+            About::Node(name) => Subject::Node((*name).clone()),
+            About::Other(s) => s.clone(),
+        }
+    }
+
+    /// The name of the node it is about.
+    pub fn node(&self) -> Option<&Arc<str>> {
+        match self {
+            About::Node(name) => Some(name),
+            About::Other(Subject::Node(name)) => Some(name),
+            About::Other(_) => None,
+        }
+    }
+
+    /// The kind (as `Subject` orders kinds) and the name: ordered as the subjects are.
+    fn key(&self) -> (u8, &str) {
+        match self {
+            About::Node(name) => (Subject::NODE_RANK, name),
+            About::Other(s) => (s.rank(), s.name()),
+        }
+    }
+}
+
+impl PartialEq for About<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.key() == other.key()
+    }
+}
+
+impl Eq for About<'_> {}
+
+impl PartialOrd for About<'_> {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for About<'_> {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.key().cmp(&other.key())
+    }
+}
+
+impl std::hash::Hash for About<'_> {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.key().hash(state);
+    }
+}
+
+impl<'a> Signal<'a> {
     /// Severity at `t`.
     pub fn at(&self, t: DateTime<Utc>) -> Option<Severity> {
         self.steps.iter().filter(|(at, _)| *at <= t).map(|(_, s)| *s).max().max(self.base)
     }
 
     /// A signal about node `node` of `pool`, grouped with the pool's nodes of the same cause.
-    /// Names are shared with the snapshot: a node signal copies no string.
-    pub fn node(rule: RuleId, node: &Arc<str>, pool: &Arc<str>, cause: Cause, fact: Arc<dyn Fact>) -> Self {
+    /// The node's name is borrowed from the snapshot: a node signal copies no string.
+    pub fn node(rule: RuleId, node: &'a Arc<str>, pool: &Arc<str>, cause: Cause, fact: Arc<dyn Fact>) -> Self {
         Signal {
             rule,
-            subject: Subject::Node(node.clone()),
+            about: About::Node(node),
             group: Some(PoolGroup { pool: pool.clone(), cause }),
             base: None,
             steps: no_steps(),
@@ -63,7 +127,7 @@ impl Signal {
 
     /// A signal about one subject, never grouped.
     pub fn one(rule: RuleId, subject: Subject, fact: Arc<dyn Fact>) -> Self {
-        Signal { rule, subject, group: None, base: None, steps: no_steps(), origin: None, fact }
+        Signal { rule, about: About::Other(subject), group: None, base: None, steps: no_steps(), origin: None, fact }
     }
 
     /// With a base severity.

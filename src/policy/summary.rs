@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use super::ids::{RuleId, Subject};
+use super::ids::RuleId;
 use super::outcome::{ControlPlane, NotReadyNode, Pool, Samples};
 use super::rules::{InScope, Output, KUBELET_VERSION_END_OF_SUPPORT, KUBELET_VERSION_SKEW, NODE_IMAGE_OUTDATED};
 use super::signal::Signal;
@@ -23,7 +23,12 @@ pub(super) struct Summary {
 }
 
 /// The summaries of the families' output for the nodes in scope.
-pub(super) fn summarise(snapshot: &ClusterSnapshot, nodes: &[InScope<'_>], out: Output, now: DateTime<Utc>) -> Summary {
+pub(super) fn summarise(
+    snapshot: &ClusterSnapshot,
+    nodes: &[InScope<'_>],
+    out: Output<'_>,
+    now: DateTime<Utc>,
+) -> Summary {
     // Without version rules the control plane is still shown, its support unknown.
     let control_plane = out.control_plane.or_else(|| {
         snapshot.server_version.as_ref().map(|v| ControlPlane {
@@ -41,10 +46,8 @@ pub(super) fn summarise(snapshot: &ClusterSnapshot, nodes: &[InScope<'_>], out: 
     let warning: HashSet<*const u8> = out
         .signals
         .iter()
-        .filter_map(|s| match &s.subject {
-            Subject::Node(n) if s.at(now).is_some_and(|sev| sev >= Severity::Warning) => Some(n.as_ptr()),
-            _ => None,
-        })
+        .filter_map(|s| s.about.node().filter(|_| s.at(now).is_some_and(|sev| sev >= Severity::Warning)))
+        .map(|n| n.as_ptr())
         .collect();
     for image in &mut samples.node_images {
         image.warning = warning.contains(&image.node.as_ptr());
@@ -61,7 +64,7 @@ pub(super) fn summarise(snapshot: &ClusterSnapshot, nodes: &[InScope<'_>], out: 
     Summary { control_plane, nodes: counts(nodes, &out.signals, now), pools: pools(nodes, &samples), samples }
 }
 
-fn counts(nodes: &[InScope<'_>], signals: &[Signal], now: DateTime<Utc>) -> NodeCounts {
+fn counts(nodes: &[InScope<'_>], signals: &[Signal<'_>], now: DateTime<Utc>) -> NodeCounts {
     let ready = nodes.iter().filter(|n| n.readiness.is_ready()).count() as u32;
     // Nodes with a signal of `rules` at `min` or worse, told apart by their name's address
     // (each node of a snapshot holds its own; nodes are unique by name).
@@ -69,10 +72,8 @@ fn counts(nodes: &[InScope<'_>], signals: &[Signal], now: DateTime<Utc>) -> Node
         let hit: HashSet<*const u8> = signals
             .iter()
             .filter(|s| rules.contains(&s.rule))
-            .filter_map(|s| match &s.subject {
-                Subject::Node(n) if s.at(now).is_some_and(|sev| sev >= min) => Some(n.as_ptr()),
-                _ => None,
-            })
+            .filter_map(|s| s.about.node().filter(|_| s.at(now).is_some_and(|sev| sev >= min)))
+            .map(|n| n.as_ptr())
             .collect();
         hit.len() as u32
     };

@@ -23,7 +23,7 @@ pub(super) const FAMILY: Family = Family {
 struct ForbidAlpha;
 
 impl Rules for ForbidAlpha {
-    fn evaluate(&self, input: &Input<'_>, out: &mut Output) {
+    fn evaluate<'a>(&self, input: &Input<'a>, out: &mut Output<'a>) {
         for gv in input.snapshot.api_versions.iter().flatten().filter(|gv| is_builtin_alpha(gv)) {
             let fact = Arc::new(AlphaFact { group_version: gv.clone() });
             let signal = Signal::one(ALPHA_API_SERVED, Subject::ApiVersion(gv.clone()), fact);

@@ -73,7 +73,7 @@ impl TryFrom<&Sources<'_>> for Attestations {
 }
 
 impl Rules for Attestations {
-    fn evaluate(&self, _: &Input<'_>, out: &mut Output) {
+    fn evaluate(&self, _: &Input<'_>, out: &mut Output<'_>) {
         for a in &self.0 {
             let unsupported_at = plus_days(a.since, a.unsupported_after_days);
             let mut steps = vec![(unsupported_at, Severity::Unsupported)];

@@ -77,7 +77,7 @@ impl TryFrom<&Sources<'_>> for Heartbeats {
 }
 
 impl Rules for Heartbeats {
-    fn evaluate(&self, input: &Input<'_>, out: &mut Output) {
+    fn evaluate<'a>(&self, input: &Input<'a>, out: &mut Output<'a>) {
         for h in &self.0 {
             let lease = input.snapshot.leases.get(&(h.lease.namespace.clone(), h.lease.name.clone()));
             let renewed = lease.and_then(|l| l.renewed);

@@ -93,11 +93,11 @@ pub(crate) struct Input<'a> {
     pub now: DateTime<Utc>,
 }
 
-/// What families write.
+/// What families write: signals may borrow the names of the nodes of the input.
 #[derive(Default)]
-pub(crate) struct Output {
+pub(crate) struct Output<'a> {
     /// Every signal.
-    pub signals: Vec<Signal>,
+    pub signals: Vec<Signal<'a>>,
     /// The control plane, from the version family.
     pub control_plane: Option<ControlPlane>,
     /// Detail for metrics (and the pools' images).
@@ -107,7 +107,7 @@ pub(crate) struct Output {
 /// A family with its settings resolved: it evaluates a snapshot.
 pub(crate) trait Rules: fmt::Debug + Send + Sync {
     /// Emits the signals of `input` (and what the summaries need) into `out`.
-    fn evaluate(&self, input: &Input<'_>, out: &mut Output);
+    fn evaluate<'a>(&self, input: &Input<'a>, out: &mut Output<'a>);
 
     /// The Leases it reads (the operator caches those, `check` reads those).
     fn leases(&self) -> Vec<LeaseReference> {

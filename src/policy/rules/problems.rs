@@ -32,7 +32,7 @@ fn rule_of(field: NodeField) -> RuleId {
 struct Problems;
 
 impl Rules for Problems {
-    fn evaluate(&self, input: &Input<'_>, out: &mut Output) {
+    fn evaluate<'a>(&self, input: &Input<'a>, out: &mut Output<'a>) {
         for node in input.nodes {
             for p in &node.problems {
                 let fact = Arc::new(ProblemFact { field: p.field, reason: p.reason.clone() });

@@ -19,7 +19,7 @@ pub(super) const FAMILY: Family = Family { rules: &[NO_NODES_IN_SCOPE], resolve:
 struct Scope;
 
 impl Rules for Scope {
-    fn evaluate(&self, input: &Input<'_>, out: &mut Output) {
+    fn evaluate<'a>(&self, input: &Input<'a>, out: &mut Output<'a>) {
         if input.nodes.is_empty() {
             let fact = Arc::new(NoNodes { nodes: input.snapshot.nodes.len() });
             out.signals.push(Signal::one(NO_NODES_IN_SCOPE, Subject::Cluster, fact).base(Severity::Warning));

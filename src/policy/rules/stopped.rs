@@ -53,7 +53,7 @@ impl TryFrom<StoppedNodesSpec> for StoppedRules {
 }
 
 impl Rules for StoppedRules {
-    fn evaluate(&self, input: &Input<'_>, out: &mut Output) {
+    fn evaluate<'a>(&self, input: &Input<'a>, out: &mut Output<'a>) {
         let s = &self.0;
         let mut latest: Option<DateTime<Utc>> = None;
         let mut any_ready = false;

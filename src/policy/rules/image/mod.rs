@@ -211,7 +211,7 @@ impl Rules for ImageRules {
         }
     }
 
-    fn evaluate(&self, input: &Input<'_>, out: &mut Output) {
+    fn evaluate<'a>(&self, input: &Input<'a>, out: &mut Output<'a>) {
         let mut versions = Versions::default();
         let mut unknown: HashMap<String, (Arc<str>, Arc<UnknownFact>)> = HashMap::new();
         for node in input.nodes {

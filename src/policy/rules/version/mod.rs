@@ -144,7 +144,7 @@ impl VersionRules {
     }
 
     /// The control plane's signal and summary; its minor when known.
-    fn control_plane(&self, input: &Input<'_>, out: &mut Output) -> Option<Minor> {
+    fn control_plane(&self, input: &Input<'_>, out: &mut Output<'_>) -> Option<Minor> {
         let version = input.snapshot.server_version.as_deref();
         let unknown = |reason: String| {
             Signal::one(
@@ -200,7 +200,7 @@ impl VersionRules {
         Some(minor)
     }
 
-    fn kubelets(&self, input: &Input<'_>, control_plane: Option<Minor>, out: &mut Output) {
+    fn kubelets<'a>(&self, input: &Input<'a>, control_plane: Option<Minor>, out: &mut Output<'a>) {
         // Nodes share a handful of versions: each is judged once, its signals share its fact.
         let mut judged: HashMap<&str, Kubelet> = HashMap::new();
         let no_version: Arc<dyn Fact> = Arc::new(UnparsedFact::kubelet("the node reports no kubelet version".into()));
@@ -242,7 +242,7 @@ impl VersionRules {
     }
 
     /// How a kubelet version stands (once per distinct version).
-    fn kubelet(&self, version: &str, control_plane: Option<Minor>, out: &mut Output) -> Kubelet {
+    fn kubelet(&self, version: &str, control_plane: Option<Minor>, out: &mut Output<'_>) -> Kubelet {
         let minor = match parse_version(version) {
             Ok(m) => m,
             Err(e) => return Kubelet::Unparsed(Arc::new(UnparsedFact::kubelet(e.to_string()))),
@@ -273,7 +273,7 @@ enum Kubelet {
 }
 
 impl Rules for VersionRules {
-    fn evaluate(&self, input: &Input<'_>, out: &mut Output) {
+    fn evaluate<'a>(&self, input: &Input<'a>, out: &mut Output<'a>) {
         let control_plane = self.control_plane(input, out);
         self.kubelets(input, control_plane, out);
     }
