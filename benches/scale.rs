@@ -23,12 +23,17 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use support_operator::crd::v1alpha1::{Platform, SupportPolicySpec};
-use support_operator::snapshot::{ClusterSnapshot, NodeInfo};
+use support_operator::policy::Policy;
+use support_operator::snapshot::{ClusterSnapshot, Interner, NodeInfo};
 use test_apiserver::generate::ClusterShape;
 use test_apiserver::{ApiServer, Gvr};
 
 const NOW: &str = "2026-11-25T12:00:00Z";
-const OPERATOR: &str = env!("CARGO_BIN_EXE_support-operator");
+/// The binary measured: this build's, or `SCALE_OPERATOR` (another build, e.g. of an earlier
+/// commit, to compare in the same run).
+fn operator_bin() -> String {
+    std::env::var("SCALE_OPERATOR").unwrap_or_else(|_| env!("CARGO_BIN_EXE_support-operator").to_string())
+}
 
 /// What a finished process cost.
 #[derive(Debug, Clone, Copy, Default)]
@@ -39,12 +44,46 @@ struct Cost {
 }
 
 /// Runs `cmd` to completion (stdout discarded, stderr kept in a file) and reads its cost from `wait4`.
-#[allow(clippy::zombie_processes)] // reaped by wait4, which also gives its resource usage
+///
+/// The command is started by a fresh, small copy of this binary (`SCALE_MEASURE`): a child spawned
+/// straight from this process (vfork, then exec) inherits this process' high-water mark as its own
+/// `ru_maxrss`, which made a small `check` look as large as the benchmark itself.
 fn measure(cmd: &mut Command) -> Cost {
+    let (cost, code) = measured(cmd);
+    if code != 0 && code != 1 {
+        let err = std::fs::read_to_string(PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("scale-stderr.txt"));
+        panic!("{cmd:?} exited {code}: {}", err.unwrap_or_default());
+    }
+    cost
+}
+
+/// [`measure`], with the exit code.
+fn measured(cmd: &mut Command) -> (Cost, u64) {
     let err_path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("scale-stderr.txt");
-    let err_file = std::fs::File::create(&err_path).expect("stderr file");
+    let mut relay = Command::new(std::env::current_exe().expect("the benchmark binary"));
+    relay.env("SCALE_MEASURE", &err_path).arg(cmd.get_program()).args(cmd.get_args());
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => relay.env(k, v),
+            None => relay.env_remove(k),
+        };
+    }
+    let out = relay.stderr(Stdio::inherit()).output().expect("spawn the measuring relay");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let f: Vec<u64> = text.split_whitespace().filter_map(|w| w.parse().ok()).collect();
+    assert_eq!(f.len(), 4, "relay output: {text}");
+    (Cost { wall: Duration::from_micros(f[0]), cpu: Duration::from_micros(f[1]), max_rss_kib: f[2] }, f[3])
+}
+
+/// The relay of [`measure`]: runs the command of its arguments, prints wall µs, CPU µs, max RSS KiB
+/// and the exit code (255 when killed by a signal).
+#[allow(clippy::zombie_processes)] // reaped by wait4, which also gives its resource usage
+fn relay(err_path: &str) -> ! {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let err_file = std::fs::File::create(err_path).expect("stderr file");
     let start = Instant::now();
-    let child = cmd.stdout(Stdio::null()).stderr(err_file).spawn().expect("spawn");
+    let child =
+        Command::new(&args[0]).args(&args[1..]).stdout(Stdio::null()).stderr(err_file).spawn().expect("spawn");
     let pid = child.id() as libc::pid_t;
     let mut status = 0;
     // SAFETY: rusage is plain data; wait4 fills it for the child we spawned and have not waited.
@@ -52,13 +91,10 @@ fn measure(cmd: &mut Command) -> Cost {
     let rc = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
     let wall = start.elapsed();
     assert_eq!(rc, pid, "wait4");
-    let code = if libc::WIFEXITED(status) { libc::WEXITSTATUS(status) } else { -1 };
-    if code != 0 && code != 1 {
-        let err = std::fs::read_to_string(&err_path).unwrap_or_default();
-        panic!("{cmd:?} exited {code}: {err}");
-    }
-    let tv = |t: libc::timeval| Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64);
-    Cost { wall, cpu: tv(usage.ru_utime) + tv(usage.ru_stime), max_rss_kib: usage.ru_maxrss as u64 }
+    let code = if libc::WIFEXITED(status) { libc::WEXITSTATUS(status) } else { 255 };
+    let tv = |t: libc::timeval| t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64;
+    println!("{} {} {} {code}", wall.as_micros(), tv(usage.ru_utime) + tv(usage.ru_stime), usage.ru_maxrss);
+    std::process::exit(0)
 }
 
 /// The median (by wall time) of `runs` measurements.
@@ -183,7 +219,10 @@ struct Row {
     rss_1: u64,
     rss_3: u64,
     series: usize,
+    node_series: usize,
+    unhealthy_nodes: usize,
     scrape_bytes: usize,
+    reconcile_per_node: Duration,
     scrape_time: Duration,
     churn_events: usize,
     churn_cpu: Duration,
@@ -200,7 +239,7 @@ fn check_and_jq(row: &mut Row, dir: &Path, shape: &ClusterShape, runs: usize) {
     drop(out);
     row.file_mb = std::fs::metadata(&file).unwrap().len() as f64 / 1e6;
     row.check = median(runs, || {
-        measure(Command::new(OPERATOR).args(["check", "--policy", "aks", "--server-version", "v1.35.3"]).args([
+        measure(Command::new(operator_bin()).args(["check", "--policy", "aks", "--server-version", "v1.35.3"]).args([
             "--now",
             NOW,
             "-o",
@@ -211,16 +250,20 @@ fn check_and_jq(row: &mut Row, dir: &Path, shape: &ClusterShape, runs: usize) {
     });
     row.jq = median(runs, || measure(Command::new("jq").arg(".items|length").arg(&file)));
 
-    // Evaluation of a built snapshot (no parsing), per node.
-    let nodes: Vec<Arc<NodeInfo>> =
-        (0..shape.nodes).map(|i| Arc::new(NodeInfo::from_value(&shape.node(i)).unwrap())).collect();
-    let snapshot = ClusterSnapshot { server_version: Some("v1.35.3".into()), nodes, ..Default::default() };
+    // Evaluation of a built snapshot (no parsing), per node: the snapshot as `check` and the
+    // operator build it (what the policy reads of each node, shared strings interned).
     let spec = SupportPolicySpec { platform: Platform::Aks, ..Default::default() };
+    let policy = Policy::resolve(&spec).unwrap();
+    let (keys, mut interner) = (policy.node_keys(), Interner::default());
+    let nodes: Vec<Arc<NodeInfo>> = (0..shape.nodes)
+        .map(|i| Arc::new(NodeInfo::from_value(&shape.node(i)).unwrap().trimmed(&keys, &mut interner)))
+        .collect();
+    let snapshot = ClusterSnapshot { server_version: Some("v1.35.3".into()), nodes, ..Default::default() };
     let now = support_operator::time::parse_rfc3339(NOW).unwrap();
-    let mut times: Vec<Duration> = (0..5)
+    let mut times: Vec<Duration> = (0..7)
         .map(|_| {
             let t = Instant::now();
-            std::hint::black_box(support_operator::policy::evaluate(&spec, &snapshot, now));
+            std::hint::black_box(support_operator::policy::evaluate_resolved(&policy, &snapshot, now));
             t.elapsed()
         })
         .collect();
@@ -259,7 +302,7 @@ async fn operator(row: &mut Row, dir: &Path, shape: &ClusterShape, runs: usize) 
     server.apply_object(policy("aks", None));
     let port = free_port();
     let addr = format!("127.0.0.1:{port}");
-    let mut child = Command::new(OPERATOR)
+    let mut child = Command::new(operator_bin())
         .args(["run", "--metrics-addr", &addr, "--log-filter", "error"])
         .env("KUBECONFIG", &kubeconfig)
         .stdout(Stdio::null())
@@ -281,10 +324,41 @@ async fn operator(row: &mut Row, dir: &Path, shape: &ClusterShape, runs: usize) 
     .await;
     settle(pid, Duration::from_secs(2)).await;
     row.rss_3 = rss_kib(pid);
-    let (metrics, took) = get(&addr, "/metrics").await;
-    row.series = metrics.lines().filter(|l| !l.starts_with('#') && !l.is_empty()).count();
+    // The scrape: the fastest of three (the first warms the connection path).
+    let mut scrapes = Vec::new();
+    for _ in 0..3 {
+        scrapes.push(get(&addr, "/metrics").await);
+    }
+    let took = scrapes.iter().map(|(_, t)| *t).min().unwrap_or_default();
+    let metrics = scrapes.pop().map(|(m, _)| m).unwrap_or_default();
+    let series: Vec<&str> = metrics.lines().filter(|l| !l.starts_with('#') && !l.is_empty()).collect();
+    row.series = series.len();
+    row.node_series = series.iter().filter(|l| l.contains("node=\"")).count();
+    row.unhealthy_nodes = series
+        .iter()
+        .filter(|l| l.starts_with("support_node_") && l.contains("policy=\"aks\""))
+        .filter_map(|l| l.split("node=\"").nth(1)?.split('"').next())
+        .collect::<std::collections::BTreeSet<_>>()
+        .len();
     row.scrape_bytes = metrics.len();
     row.scrape_time = took;
+
+    // A full reconcile of the policy of every node that changes nothing (gather from the caches,
+    // evaluate, compare with the stored status): touching the policy's metadata triggers one.
+    let (sum0, count0) = (sample(&metrics, "support_reconcile_duration_seconds_sum"), sample(&metrics, "support_reconcile_duration_seconds_count"));
+    let mut touched = policy("aks", None);
+    touched["metadata"]["annotations"] = json!({"bench": "reconcile"});
+    server.apply_object(touched);
+    let start = Instant::now();
+    while sample(&get(&addr, "/metrics").await.0, "support_reconcile_duration_seconds_count") <= count0 {
+        assert!(start.elapsed() < Duration::from_secs(600), "timed out waiting for the touched policy's reconcile");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    settle(pid, Duration::from_secs(2)).await;
+    let (after, _) = get(&addr, "/metrics").await;
+    let (sum1, count1) = (sample(&after, "support_reconcile_duration_seconds_sum"), sample(&after, "support_reconcile_duration_seconds_count"));
+    let reconciles = (count1 - count0).max(1.0);
+    row.reconcile_per_node = Duration::from_secs_f64((sum1 - sum0) / reconciles / shape.nodes as f64);
 
     // Heartbeat churn, watched by the operator and by kubectl.
     let mut kubectl = Command::new("kubectl")
@@ -388,11 +462,29 @@ fn table(rows: &[Row]) -> String {
     line("operator RSS, 1 policy", rows.iter().map(|r| mib(r.rss_1)).collect(), "≤ 48 MiB at 5k, 128 MiB at 65k");
     line("operator RSS, 3 policies", rows.iter().map(|r| mib(r.rss_3)).collect(), "same");
     line(
-        "`/metrics` at 3 policies: series, bytes, scrape",
+        "full reconcile (gather, evaluate, compare), per node",
+        rows.iter().map(|r| format!("{:.2} µs", r.reconcile_per_node.as_secs_f64() * 1e6)).collect(),
+        "≤ 2 µs at 65k",
+    );
+    line(
+        "`/metrics` at 3 policies: series (per node), bytes, scrape",
         rows.iter()
-            .map(|r| format!("{} series, {:.0} KB, {}", r.series, r.scrape_bytes as f64 / 1e3, secs(r.scrape_time)))
+            .map(|r| {
+                format!(
+                    "{} ({}) series, {:.0} KB, {}",
+                    r.series,
+                    r.node_series,
+                    r.scrape_bytes as f64 / 1e3,
+                    secs(r.scrape_time)
+                )
+            })
             .collect(),
         "bounded by pools and unhealthy nodes",
+    );
+    line(
+        "unhealthy nodes (policy aks: a finding at Warning or worse, or not Ready)",
+        rows.iter().map(|r| r.unhealthy_nodes.to_string()).collect(),
+        "",
     );
     line(
         "heartbeat churn: CPU per watch event (÷ `kubectl get nodes --watch-only`)",
@@ -415,13 +507,57 @@ fn table(rows: &[Row]) -> String {
     t
 }
 
+/// The load average over 1, 5 and 15 minutes.
+fn load() -> String {
+    std::fs::read_to_string("/proc/loadavg").unwrap_or_default().split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+}
+
+/// Hostile input, refused: time and peak memory of `check` on each.
+fn hostile(dir: &Path) -> String {
+    let head = "apiVersion: support.compliance.dev/v1alpha1\nkind: SupportPolicy\nmetadata: {name: p}\n";
+    let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+    let cases = [
+        ("a YAML policy nested 100,000 deep", format!("{head}spec: {{platform: AKS, x: {deep}}}\n"), true),
+        ("a YAML snapshot nested 100,000 deep", format!("kind: Node\nmetadata: {{name: a, labels: {deep}}}\n"), false),
+        (
+            "a policy with a 10 MB datePattern",
+            format!("{head}spec:\n  platform: AKS\n  nodeImage:\n    datePattern: '{}'\n", "a".repeat(10 << 20)),
+            true,
+        ),
+    ];
+    let mut out = String::from("Hostile input, refused (`check` exits 2): ");
+    let mut parts = Vec::new();
+    for (what, content, is_policy) in cases {
+        let file = dir.join("hostile.yaml");
+        std::fs::write(&file, content).unwrap();
+        let f = file.to_str().unwrap();
+        let (policy, snapshot) = if is_policy { (f, "examples/snapshots/aks-healthy.json") } else { ("aks", f) };
+        let (cost, code) = measured(
+            Command::new(operator_bin())
+                .current_dir(env!("CARGO_MANIFEST_DIR"))
+                .args(["check", "--policy", policy, "--snapshot", snapshot, "--server-version", "v1.35.3"]),
+        );
+        let verdict = if code == 2 { String::new() } else { format!(", exit code {code}: not refused") };
+        parts.push(format!("{what}: {} and {}{verdict}", secs(cost.wall), mib(cost.max_rss_kib)));
+    }
+    out.push_str(&parts.join("; "));
+    out.push_str(".\n");
+    out
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
+    if let Ok(err_path) = std::env::var("SCALE_MEASURE") {
+        relay(&err_path);
+    }
+    let load_before = load();
     let sizes: Vec<usize> = std::env::var("SCALE_SIZES")
         .unwrap_or_else(|_| "1000,5000,20000,65000".into())
         .split(',')
         .filter_map(|s| s.trim().parse().ok())
         .collect();
+    // `SCALE_PARTS=operator` measures the operator only (while working on it).
+    let parts = std::env::var("SCALE_PARTS").unwrap_or_else(|_| "check,operator".into());
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("scale");
     std::fs::create_dir_all(&dir).unwrap();
     let mut rows = Vec::new();
@@ -429,10 +565,14 @@ async fn main() {
         let shape = ClusterShape::new(n);
         let runs = if n <= 5_000 { 3 } else { 1 };
         let mut row = Row { nodes: n, ..Default::default() };
-        eprintln!("scale: {n} nodes: check and jq ({runs} runs each)…");
-        check_and_jq(&mut row, &dir, &shape, runs);
-        eprintln!("scale: {n} nodes: the operator against the emulator…");
-        operator(&mut row, &dir, &shape, runs).await;
+        if parts.contains("check") {
+            eprintln!("scale: {n} nodes: check and jq ({runs} runs each)…");
+            check_and_jq(&mut row, &dir, &shape, runs);
+        }
+        if parts.contains("operator") {
+            eprintln!("scale: {n} nodes: the operator against the emulator…");
+            operator(&mut row, &dir, &shape, runs).await;
+        }
         rows.push(row);
     }
     let commit = Command::new("git")
@@ -441,11 +581,15 @@ async fn main() {
         .ok()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .unwrap_or_default();
+    let hostile = hostile(&dir);
+    let binary = std::env::var("SCALE_OPERATOR").map(|b| format!(" (binary: {b})")).unwrap_or_default();
     let report = format!(
-        "Measured by `make bench` (`cargo bench --bench scale`, sizes {:?}) at commit {commit} on {}.\n\
-         Medians of 3 runs up to 5,000 nodes, single runs above. Baselines ran in the same run on the same input.\n\n{}",
+        "Measured by `make bench` (`cargo bench --bench scale`, sizes {:?}) at commit {commit}{binary} on {}; load \
+         average {load_before} before, {} after.\n\
+         Medians of 3 runs up to 5,000 nodes, single runs above. Baselines ran in the same run on the same input.\n\n{}\n{hostile}",
         sizes,
         machine(),
+        load(),
         table(&rows)
     );
     println!("{report}");

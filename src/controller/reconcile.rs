@@ -56,18 +56,21 @@ pub(super) async fn reconcile(obj: Arc<DeserializeGuard<SupportPolicy>>, ctx: Ar
         Ok(p) => p.leases().into_iter().map(|l| (l.namespace, l.name)).collect(),
         Err(_) => Vec::new(),
     };
-    let Some(snapshot) = ctx.snapshot(&leases) else {
-        // The Leases it names are not read yet: their first list triggers a reconcile.
-        return Ok(Action::await_change());
-    };
     if resolved.as_ref().is_ok_and(|p| !ctx.nodes.holds(&p.node_keys())) {
         // It reads node labels the cache does not hold yet: the relist under way reads them,
         // and its end triggers a reconcile.
         return Ok(Action::await_change());
     }
+    // The duration covers gather, evaluate and write.
+    let timer = ctx.metrics.reconcile_duration.start_timer();
+    let Some(snapshot) = ctx.snapshot(&leases) else {
+        // The Leases it names are not read yet: their first list triggers a reconcile.
+        timer.stop_and_discard();
+        return Ok(Action::await_change());
+    };
 
     let _busy = ctx.health.busy(LOOP);
-    let _timer = ctx.metrics.reconcile_duration.start_timer();
+    let _timer = timer;
     ctx.prune_written();
     ctx.metrics.prune();
     let name = obj.name_any();

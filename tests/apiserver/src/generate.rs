@@ -15,18 +15,21 @@ pub struct ClusterShape {
     pub pools: usize,
     /// One node in `not_ready_every` is not Ready (0: none).
     pub not_ready_every: usize,
+    /// One pool in `stale_every` runs an outdated image and kubelet (0: none).
+    pub stale_every: usize,
     /// The instant of the heartbeats and the newest transitions (RFC 3339).
     pub now: String,
 }
 
 impl ClusterShape {
     /// `nodes` nodes in pools of about 500 (at least 3 pools, at most 1,000: GKE's and AKS'
-    /// pool limits), 1 % not Ready, as of 2026-11-25T12:00:00Z.
+    /// pool limits), 1 % not Ready, one pool in 7 outdated, as of 2026-11-25T12:00:00Z.
     pub fn new(nodes: usize) -> Self {
         ClusterShape {
             nodes,
             pools: nodes.div_ceil(500).clamp(3, 1000),
             not_ready_every: 100,
+            stale_every: 7,
             now: "2026-11-25T12:00:00Z".into(),
         }
     }
@@ -46,16 +49,20 @@ impl ClusterShape {
         let pool = self.pool(i);
         let p = i % self.pools.max(1);
         let name = self.name(i);
-        // A pool runs one image and one kubelet, except while it is being upgraded (every 7th).
-        let month = 1 + (p % 11);
+        // A pool runs one image and one kubelet, except while it is being upgraded (every 7th:
+        // half its nodes on the next image and kubelet). A maintained fleet: one pool in
+        // `stale_every` runs an image months old and a kubelet out of support; the others an
+        // image of the last three weeks and a supported kubelet.
+        let stale = self.stale_every > 0 && p % self.stale_every == self.stale_every / 2;
         let upgrading = p.is_multiple_of(7) && i.is_multiple_of(2);
+        let (month, day) = if stale { (1 + p % 8, 1 + p % 28) } else { (11, 1 + p % 21) };
         let image = format!(
             "AKSUbuntu-2204gen2containerd-2026{:02}.{:02}.{}",
-            if upgrading { month + 1 } else { month },
-            1 + p % 28,
+            if upgrading && stale { month + 1 } else { month },
+            if upgrading && !stale { day + 1 } else { day },
             p % 3
         );
-        let kubelet = ["v1.33.5", "v1.34.2", "v1.35.3"][(p + usize::from(upgrading)) % 3];
+        let kubelet = if stale { "v1.33.5" } else { ["v1.34.2", "v1.35.3"][(p + usize::from(upgrading)) % 2] };
         let ready = self.not_ready_every == 0 || i % self.not_ready_every != self.not_ready_every - 1;
         let created = format!("2026-{:02}-{:02}T{:02}:{:02}:00Z", 1 + p % 10, 1 + i % 28, i % 24, i % 60);
         let since = if ready { created.clone() } else { format!("2026-11-{:02}T08:00:00Z", 1 + i % 20) };
@@ -264,6 +271,18 @@ mod tests {
         assert!((8_000..14_000).contains(&mean), "mean node size {mean} bytes");
         assert_eq!(shape.node(17), shape.node(17));
         assert_ne!(shape.node(17)["metadata"]["name"], shape.node(18)["metadata"]["name"]);
+    }
+
+    #[test]
+    fn one_pool_in_seven_is_outdated() {
+        let shape = ClusterShape::new(10_000);
+        assert_eq!(shape.pools, 20);
+        let stale: Vec<usize> = (0..shape.pools)
+            .filter(|&p| shape.node(p)["status"]["nodeInfo"]["kubeletVersion"] == "v1.33.5")
+            .collect();
+        assert_eq!(stale, [3, 10, 17]);
+        let image = shape.node(3)["metadata"]["labels"]["kubernetes.azure.com/node-image-version"].clone();
+        assert!(!image.as_str().unwrap().contains("202611."), "{image}");
     }
 
     #[test]
