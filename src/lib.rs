@@ -5,6 +5,7 @@
 //! shells around them.
 
 pub mod calendar;
+pub mod calendar_cmd;
 pub mod check;
 pub mod cli;
 pub mod controller;

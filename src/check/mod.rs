@@ -1,5 +1,6 @@
 //! `support-operator check`: the engine once, against files or the current kubeconfig.
 
+pub mod fleet;
 pub mod input;
 pub mod table;
 
@@ -228,7 +229,7 @@ fn preset_list() -> String {
     input::PRESET_NAMES.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
 }
 
-fn looks_like_path(s: &str) -> bool {
+pub(crate) fn looks_like_path(s: &str) -> bool {
     s.contains('/') || s.contains('\\') || [".yaml", ".yml", ".json"].iter().any(|e| s.ends_with(e))
 }
 

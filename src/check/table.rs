@@ -157,7 +157,7 @@ fn timeline(upcoming: &[Transition], now: DateTime<Utc>, p: &Painter) -> String 
 }
 
 /// Aligns rows into columns, each line indented by `indent`.
-fn columns(rows: &[Vec<String>], indent: &str) -> String {
+pub(crate) fn columns(rows: &[Vec<String>], indent: &str) -> String {
     let n = rows.iter().map(Vec::len).max().unwrap_or(0);
     let widths: Vec<usize> =
         (0..n).map(|i| rows.iter().filter_map(|r| r.get(i)).map(|c| c.chars().count()).max().unwrap_or(0)).collect();
@@ -179,7 +179,7 @@ fn columns(rows: &[Vec<String>], indent: &str) -> String {
 }
 
 /// `in 6 days`, `in 3 hours`, `2 days ago`.
-fn relative(t: DateTime<Utc>, now: DateTime<Utc>) -> String {
+pub(crate) fn relative(t: DateTime<Utc>, now: DateTime<Utc>) -> String {
     let secs = (t - now).num_seconds();
     let (n, unit) = match secs.abs() {
         s if s >= 2 * 86_400 => (s / 86_400, "days"),
@@ -196,7 +196,7 @@ fn relative(t: DateTime<Utc>, now: DateTime<Utc>) -> String {
     }
 }
 
-struct Painter(bool);
+pub(crate) struct Painter(pub(crate) bool);
 
 impl Painter {
     fn paint(&self, style: Style, text: &str) -> String {
@@ -229,7 +229,7 @@ impl Painter {
         self.severity(s, m)
     }
 
-    fn verdict(&self, v: Verdict) -> String {
+    pub(crate) fn verdict(&self, v: Verdict) -> String {
         let style = match v {
             Verdict::Supported => Style::new().fg_color(Some(AnsiColor::Green.into())).bold(),
             Verdict::AtRisk => Style::new().fg_color(Some(AnsiColor::Yellow.into())).bold(),

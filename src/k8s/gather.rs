@@ -4,6 +4,7 @@ use kube::api::{Api, ListParams};
 use kube::Client;
 
 use super::objects::{CachedLease, CachedNode};
+use crate::crd::v1alpha1::LeaseReference;
 use crate::policy::Policy;
 use crate::snapshot::ClusterSnapshot;
 
@@ -29,6 +30,16 @@ pub async fn live_snapshot(
     policy: &Policy,
     progress: &dyn Fn(&str),
 ) -> Result<ClusterSnapshot, kube::Error> {
+    live_snapshot_reading(client, &policy.leases(), progress).await
+}
+
+/// Reads `/version`, discovery, every node (paged) and the named Leases (those of several
+/// policies evaluated against one read of the cluster).
+pub async fn live_snapshot_reading(
+    client: &Client,
+    wanted: &[LeaseReference],
+    progress: &dyn Fn(&str),
+) -> Result<ClusterSnapshot, kube::Error> {
     progress("reading the API server version");
     let server_version = Some(client.apiserver_version().await?.git_version);
     progress("reading API discovery");
@@ -48,11 +59,11 @@ pub async fn live_snapshot(
     }
 
     let mut leases = std::collections::BTreeMap::new();
-    for lease in policy.leases() {
+    for lease in wanted {
         progress(&format!("reading Lease {}/{}", lease.namespace, lease.name));
         let api: Api<CachedLease> = Api::namespaced(client.clone(), &lease.namespace);
         if let Some(found) = api.get_opt(&lease.name).await? {
-            leases.insert((lease.namespace, lease.name), found.info);
+            leases.insert((lease.namespace.clone(), lease.name.clone()), found.info);
         }
     }
     Ok(ClusterSnapshot { server_version, nodes, leases, api_versions })
