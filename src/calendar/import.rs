@@ -188,8 +188,9 @@ pub fn import_endoflife(bytes: &[u8], platform: Platform) -> Result<Imported, Im
 }
 
 /// The `kubernetesVersion.releases` block for a SupportPolicy's `spec`, one release per line
-/// (a refreshed calendar is a reviewable diff). With `policy`, a whole SupportPolicy patch of
-/// that name (for a kustomize overlay), which replaces the policy's `releases` list.
+/// (a refreshed calendar is a reviewable diff). With `policy`, a SupportPolicy of that name
+/// holding the platform and the releases: a patch for a kustomize overlay (it replaces the
+/// policy's `releases` list) or, alone, a policy with the preset's numbers.
 pub fn render(imported: &Imported, platform: Platform, policy: Option<&str>) -> String {
     let mut out = String::new();
     let modified = imported.last_modified.map(|m| format!(" (last modified {})", m.to_rfc3339()));
@@ -211,19 +212,21 @@ pub fn render(imported: &Imported, platform: Platform, policy: Option<&str>) -> 
     let indent = match policy {
         Some(name) => {
             let _ = writeln!(out, "apiVersion: support.compliance.dev/v1alpha1\nkind: SupportPolicy");
-            let _ = writeln!(out, "metadata:\n  name: {}\nspec:", serde_json::Value::String(name.to_string()));
+            let _ = writeln!(out, "metadata:\n  name: {}", serde_json::Value::String(name.to_string()));
+            let _ = writeln!(out, "spec:\n  platform: {}", platform.as_str());
             "  "
         }
         None => "",
     };
     let _ = writeln!(out, "{indent}kubernetesVersion:\n{indent}  releases:");
     for r in &imported.releases {
-        let mut line = format!("{{minor: \"{}\", released: {}", r.minor, r.released);
+        // Dates quoted: YAML 1.1 tools (kustomize) turn a bare 2026-11-30 into a timestamp.
+        let mut line = format!("{{minor: \"{}\", released: \"{}\"", r.minor, r.released);
         if let Some(d) = r.end_of_support {
-            let _ = write!(line, ", endOfSupport: {d}");
+            let _ = write!(line, ", endOfSupport: \"{d}\"");
         }
         if let Some(d) = r.lts_end_of_support {
-            let _ = write!(line, ", ltsEndOfSupport: {d}");
+            let _ = write!(line, ", ltsEndOfSupport: \"{d}\"");
         }
         let _ = writeln!(out, "{indent}    - {line}}}");
     }

@@ -200,12 +200,13 @@ fn release_count_is_bounded_and_the_newest_are_kept() {
 
 /// What `render` prints reads back as the `kubernetesVersion` section of a policy, with the
 /// same releases.
-fn reads_back(text: &str, policy: Option<&str>) -> Vec<ReleaseSpec> {
+fn reads_back(text: &str, policy: Option<(&str, Platform)>) -> Vec<ReleaseSpec> {
     let doc: Value = serde_saphyr::from_str(text).unwrap();
     let section = match policy {
-        Some(name) => {
+        Some((name, platform)) => {
             assert_eq!(doc["kind"], "SupportPolicy");
             assert_eq!(doc["metadata"]["name"], name);
+            assert_eq!(doc["spec"]["platform"], platform.as_str());
             doc["spec"]["kubernetesVersion"].clone()
         }
         None => doc["kubernetesVersion"].clone(),
@@ -219,12 +220,12 @@ fn the_block_reads_back_as_a_policy_section() {
         let imported = import_endoflife(&fixture(product), platform).unwrap();
         let text = render(&imported, platform, None);
         assert_eq!(reads_back(&text, None), imported.releases, "{text}");
-        assert_eq!(reads_back(&render(&imported, platform, Some("edge")), Some("edge")), imported.releases);
+        assert_eq!(reads_back(&render(&imported, platform, Some("edge")), Some(("edge", platform))), imported.releases);
     }
     let eks = import_endoflife(&fixture("amazon-eks"), Platform::Eks).unwrap();
     let text = render(&eks, Platform::Eks, None);
     assert!(text.contains(
-        "\n    - {minor: \"1.34\", released: 2025-10-06, endOfSupport: 2026-12-02, ltsEndOfSupport: 2027-12-02}\n"
+        "\n    - {minor: \"1.34\", released: \"2025-10-06\", endOfSupport: \"2026-12-02\", ltsEndOfSupport: \"2027-12-02\"}\n"
     ));
     assert!(text.starts_with("# kubernetesVersion.releases for a SupportPolicy with platform EKS, from endoflife.date product amazon-eks (last modified 2026-08-22T05:51:09+00:00).\n"), "{text}");
 }

@@ -67,7 +67,7 @@ pub(super) fn table(rows: &[Row], now: DateTime<Utc>, color: bool) -> String {
         let mut line = line.to_string();
         if let Some(error) = &row.error {
             let pad = error_at.saturating_sub(line.chars().count());
-            let _ = write!(line, "{}error: {error}", " ".repeat(pad));
+            let _ = write!(line, "{}error: {}", " ".repeat(pad), printable(error));
         }
         // Colour the verdict after alignment, so that escape codes do not skew the widths.
         let verdict = row.verdict();
