@@ -1,3 +1,4 @@
+use std::io::Write as _;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -22,7 +23,9 @@ fn main() -> ExitCode {
             };
             match text {
                 Ok(text) => {
-                    print!("{text}");
+                    // A reader that went away (`| head`) is not an error.
+                    let mut stdout = std::io::stdout().lock();
+                    let _ = stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush());
                     ExitCode::SUCCESS
                 }
                 Err(e) => {

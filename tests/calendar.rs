@@ -45,7 +45,10 @@ fn an_imported_calendar_is_the_one_the_policy_uses() {
     let out = run(&["calendar", "import", "--format", "endoflife", &fixture("amazon-eks"), "--platform", "EKS"], None);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let block = text(&out.stdout);
-    assert!(block.contains("\n    - {minor: \"1.19\", released: \"2021-02-16\", endOfSupport: \"2022-08-01\"}\n"), "{block}");
+    assert!(
+        block.contains("\n    - {minor: \"1.19\", released: \"2021-02-16\", endOfSupport: \"2022-08-01\"}\n"),
+        "{block}"
+    );
 
     let dir = tempfile::tempdir().unwrap();
     let indented: String = block.lines().map(|l| format!("  {l}\n")).collect();

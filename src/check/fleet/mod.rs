@@ -7,7 +7,7 @@ mod cluster;
 mod render;
 
 use std::collections::BTreeSet;
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write as _};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -194,7 +194,8 @@ pub async fn run(opts: FleetOptions) -> Result<u8, FleetError> {
     done.sort_by_key(|(index, _)| *index);
     let rows: Vec<Row> = done.into_iter().flat_map(|(_, rows)| rows).collect();
 
-    match opts.output {
+    let summary = render::summary(&rows, now);
+    let out = match opts.output {
         Output::Table => {
             let color = match opts.color {
                 Color::Always => true,
@@ -203,18 +204,21 @@ pub async fn run(opts: FleetOptions) -> Result<u8, FleetError> {
                     std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
                 }
             };
-            print!("{}", render::table(&rows, now, color));
-            println!("\n{}", render::summary(&rows, now));
+            format!("{}\n{summary}\n", render::table(&rows, now, color))
         }
+        // The summary goes to stderr, so that stdout is the document alone.
         Output::Json => {
-            println!("{}", serde_json::to_string_pretty(&render::entries(&rows)).expect("rows serialise"));
-            eprintln!("{}", render::summary(&rows, now));
+            eprintln!("{summary}");
+            format!("{}\n", serde_json::to_string_pretty(&render::entries(&rows)).expect("rows serialise"))
         }
         Output::Yaml => {
-            print!("{}", crate::yaml::to_string(&render::entries(&rows)).expect("rows serialise"));
-            eprintln!("{}", render::summary(&rows, now));
+            eprintln!("{summary}");
+            crate::yaml::to_string(&render::entries(&rows)).expect("rows serialise")
         }
-    }
+    };
+    // A reader that went away (`| head`) is not an error.
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(out.as_bytes()).and_then(|()| stdout.flush());
     let worst = rows.iter().map(Row::verdict).max().unwrap_or(Verdict::Unknown);
     Ok(exit_code(worst, opts.fail_on))
 }
