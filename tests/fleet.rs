@@ -227,11 +227,19 @@ async fn all_contexts_with_the_policies_in_each_cluster() {
     assert_eq!(rows[5]["error"], "the SupportPolicy API is not served (CRDs not installed)");
     // Each cluster is read once, however many policies it has.
     assert_eq!(two.count(|r| r.resource == "nodes" && r.verb == "list"), 1);
+
     assert!(
         run.stderr.starts_with("4 clusters: 1 AtRisk, 3 Unknown (each by its worst policy; 2 not evaluated)"),
         "{}",
         run.stderr
     );
+    // A policy by name: looked up in each cluster; where it is missing, a row says so.
+    let run = check(&config, &["--context", "one", "--context", "zero", "--policy", &only, "-o", "json"]).await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let rows = run.json();
+    assert_eq!(column(&rows, "verdict"), ["AtRisk", "Unknown"]);
+    assert_eq!(rows[1]["policy"], only.as_str());
+    assert_eq!(rows[1]["error"], format!("no SupportPolicy {only} in this cluster"));
 }
 
 /// At most `MAX_POLICIES_PER_CLUSTER` (100) policies of one cluster are evaluated; beyond, a
