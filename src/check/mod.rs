@@ -47,6 +47,17 @@ pub enum Color {
     Never,
 }
 
+impl Color {
+    /// Whether to colour what goes to stdout.
+    pub fn enabled(self) -> bool {
+        match self {
+            Color::Always => true,
+            Color::Never => false,
+            Color::Auto => std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+        }
+    }
+}
+
 /// Everything `check` needs, already parsed.
 #[derive(Debug, Clone)]
 pub struct CheckOptions {
@@ -189,14 +200,7 @@ pub async fn run(opts: CheckOptions) -> Result<u8, CheckError> {
     let name = policy.metadata.name.clone().unwrap_or_default();
     match opts.output {
         Output::Table => {
-            let color = match opts.color {
-                Color::Always => true,
-                Color::Never => false,
-                Color::Auto => {
-                    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-                }
-            };
-            print!("{}", table::render(&name, policy.spec.platform, &status, now, color));
+            print!("{}", table::render(&name, policy.spec.platform, &status, now, opts.color.enabled()));
         }
         Output::Json => {
             let object = report::status_object(&policy, status);

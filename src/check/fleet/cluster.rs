@@ -22,7 +22,13 @@ pub(super) async fn check(
     now: DateTime<Utc>,
     timeout: Duration,
 ) -> Vec<Row> {
-    match tokio::time::timeout(timeout, evaluate(kubeconfig, context, source, now, timeout)).await {
+    let rows = async {
+        match client(kubeconfig, context, timeout).await {
+            Ok(client) => evaluate(&client, context, source, now).await,
+            Err(error) => vec![Row::failed(context, given_name(source), error)],
+        }
+    };
+    match tokio::time::timeout(timeout, rows).await {
         Ok(rows) => rows,
         Err(_) => vec![Row::failed(
             context,
@@ -138,18 +144,8 @@ fn sort_key(p: &Result<SupportPolicy, Unreadable>) -> Option<String> {
 }
 
 /// Every row of the cluster (without the deadline).
-async fn evaluate(
-    kubeconfig: &Kubeconfig,
-    context: &str,
-    source: &PolicySource,
-    now: DateTime<Utc>,
-    timeout: Duration,
-) -> Vec<Row> {
-    let client = match client(kubeconfig, context, timeout).await {
-        Ok(c) => c,
-        Err(error) => return vec![Row::failed(context, given_name(source), error)],
-    };
-    let policies = match policies(&client, context, source).await {
+async fn evaluate(client: &Client, context: &str, source: &PolicySource, now: DateTime<Utc>) -> Vec<Row> {
+    let policies = match policies(client, context, source).await {
         Ok(p) => p,
         Err(row) => return vec![row],
     };
@@ -163,7 +159,7 @@ async fn evaluate(
         .collect();
     leases.sort();
     leases.dedup();
-    let snapshot = match gather::live_snapshot_reading(&client, &leases, &|_| {}).await {
+    let snapshot = match gather::live_snapshot_reading(client, &leases, &|_| {}).await {
         Ok(s) => s,
         Err(e) => return vec![Row::failed(context, given_name(source), reason("cannot read the cluster", &e))],
     };

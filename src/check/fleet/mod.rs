@@ -196,16 +196,7 @@ pub async fn run(opts: FleetOptions) -> Result<u8, FleetError> {
 
     let summary = render::summary(&rows, now);
     let out = match opts.output {
-        Output::Table => {
-            let color = match opts.color {
-                Color::Always => true,
-                Color::Never => false,
-                Color::Auto => {
-                    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-                }
-            };
-            format!("{}\n{summary}\n", render::table(&rows, now, color))
-        }
+        Output::Table => format!("{}\n{summary}\n", render::table(&rows, now, opts.color.enabled())),
         // The summary goes to stderr, so that stdout is the document alone.
         Output::Json => {
             eprintln!("{summary}");
