@@ -442,7 +442,7 @@ on_the_emulator!(
 fn operator_process(kubeconfig: &std::path::Path, identity: &str, metrics_addr: &str) -> tokio::process::Command {
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_support-operator"));
     cmd.args(["run", "--leader-elect", "--lease-namespace", "default", "--identity", identity])
-        .args(["--metrics-addr", metrics_addr, "--log-filter", "warn"])
+        .args(["--metrics-addr", metrics_addr, "--health-addr", "127.0.0.1:0", "--log-filter", "warn"])
         .env("KUBECONFIG", kubeconfig)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())

@@ -78,8 +78,8 @@ mod tests {
         assert!(matches!(tasks.first_failure().await, RunError::Task("ends")));
         tasks.spawn_forever("panics", async { panic!("boom") });
         assert!(matches!(tasks.first_failure().await, RunError::Task("panics")));
-        tasks.spawn("fails", async { Err(RunError::Server(std::io::Error::other("bind"))) });
-        assert!(matches!(tasks.first_failure().await, RunError::Server(_)));
+        tasks.spawn("fails", async { Err(RunError::Server("metrics", std::io::Error::other("bind").into())) });
+        assert!(matches!(tasks.first_failure().await, RunError::Server("metrics", _)));
         tasks.shutdown().await;
     }
 }

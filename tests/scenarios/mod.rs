@@ -9,6 +9,8 @@
 
 #![allow(dead_code)]
 
+pub mod https;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,6 +25,7 @@ use support_operator::controller::clock::ShiftedClock;
 use support_operator::controller::{self, RunError, Settings};
 use support_operator::crd::v1alpha1::{SupportPolicy, SupportStatus, Verdict};
 use support_operator::k8s::leader::LeaderConfig;
+use support_operator::server::MetricsSecurity;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -51,7 +54,14 @@ pub fn rfc3339_micro(t: DateTime<Utc>) -> String {
 /// A running operator, in this process.
 pub struct Operator {
     pub clock: ShiftedClock,
+    /// `/metrics`.
     pub addr: SocketAddr,
+    /// `/healthz` and `/readyz`.
+    pub health: SocketAddr,
+    /// `/metrics` is HTTPS with authentication (`MetricsSecurity::Secure`).
+    pub secure: bool,
+    /// The bearer token `metrics()` sends to a secure endpoint.
+    pub token: Option<String>,
     stop: watch::Sender<bool>,
     handle: Option<JoinHandle<Result<(), RunError>>>,
 }
@@ -76,6 +86,9 @@ impl Operator {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let settings = Settings {
             metrics_addr: "127.0.0.1:0".parse().unwrap(),
+            metrics_security: MetricsSecurity::Plain,
+            health_addr: "127.0.0.1:0".parse().unwrap(),
+            openreports: false,
             leader: leader.map(|(identity, ns)| LeaderConfig {
                 namespace: ns.into(),
                 name: "support-operator-test-leader".into(),
@@ -90,10 +103,17 @@ impl Operator {
         };
         let mut settings = settings;
         tweak(&mut settings);
+        let secure = matches!(settings.metrics_security, MetricsSecurity::Secure(_));
         let (stop, stop_rx) = watch::channel(false);
         let handle = tokio::spawn(controller::run(client, settings, Arc::new(clock.clone()), stop_rx));
-        let addr = tokio::time::timeout(WAIT, rx.recv()).await.expect("the operator serves metrics").expect("address");
-        Operator { clock, addr, stop, handle: Some(handle) }
+        let addrs = tokio::time::timeout(WAIT, rx.recv()).await.expect("the operator serves metrics").expect("address");
+        Operator { clock, addr: addrs.metrics, health: addrs.health, secure, token: None, stop, handle: Some(handle) }
+    }
+
+    /// Sends `token` with every scrape of a secure `/metrics`.
+    pub fn with_token(mut self, token: &str) -> Operator {
+        self.token = Some(token.to_string());
+        self
     }
 
     /// Sends SIGTERM's equivalent and waits for a clean exit.
@@ -109,10 +129,16 @@ impl Operator {
         self.handle.as_ref().is_some_and(|h| !h.is_finished())
     }
 
-    /// GET a path of the operator's HTTP server: (status code, body).
+    /// GET a path of the operator's HTTP servers (`/metrics` with the token over HTTPS when
+    /// secure; `/healthz`, `/readyz` on the health port): (status code, body).
     pub async fn get(&self, path: &str) -> (u16, String) {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let mut s = tokio::net::TcpStream::connect(self.addr).await.expect("connect");
+        let addr = if path == "/metrics" { self.addr } else { self.health };
+        if self.secure && addr == self.addr {
+            let answer = https::get(addr, path, self.token.as_deref()).await;
+            return (answer.code, answer.body);
+        }
+        let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
         s.write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes()).await.unwrap();
         let mut buf = String::new();
         s.read_to_string(&mut buf).await.unwrap();

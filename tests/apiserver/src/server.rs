@@ -19,7 +19,7 @@ use tokio::sync::{mpsc, watch};
 use super::discovery;
 use super::errors::{ApiError, Cause, Subject};
 use super::record::{parse_query, DelayRule, FaultRule, RequestRecord};
-use super::resources::{Registry, ResourceDef};
+use super::resources::{Registry, ResourceDef, Review};
 use super::selectors::{FieldSelector, LabelSelector};
 use super::store::{
     DeleteOpts, Deleted, ListPage, ListQuery, PatchBody, Propagation, RvMatch, Store, Sub, WatchMsg, WatchQuery,
@@ -50,6 +50,8 @@ pub(crate) struct Inner {
     pub(crate) aggregated_discovery: bool,
     /// Custom resources are served only while a CRD defines them (see `crds`).
     pub(crate) crds: bool,
+    /// What TokenReviews and SubjectAccessReviews answer from.
+    pub(crate) reviews: super::reviews::Reviews,
     pub(crate) server_address: String,
     pub(crate) counters: Counters,
     pub(crate) shutdown: watch::Receiver<bool>,
@@ -513,6 +515,18 @@ fn resource_request(
         return Err(ApiError::MethodNotAllowed);
     }
     let ns = r.namespace.clone().unwrap_or_default();
+    if let Some(review) = def.review {
+        if record.verb != "create" || r.name.is_some() {
+            return Err(ApiError::MethodNotAllowed);
+        }
+        let obj = parse_json_body(body, &media)?;
+        params.dry_run()?;
+        let answer = match review {
+            Review::Token => inner.reviews.token_review(&obj)?,
+            Review::SubjectAccess => inner.reviews.subject_access_review(&obj)?,
+        };
+        return Ok(Reply::Response(json_response(201, &answer)));
+    }
     let respond = |obj: &Value| Ok(Reply::Response(object_response(obj, metadata_only)));
     match record.verb.as_str() {
         "watch" => {
