@@ -3,6 +3,9 @@
 
 mod scenarios;
 
+#[path = "operator/security.rs"]
+mod security;
+
 use std::collections::BTreeSet;
 use std::time::Duration;
 
