@@ -3,6 +3,8 @@
 
 mod scenarios;
 
+#[path = "operator/openreports.rs"]
+mod openreports;
 #[path = "operator/security.rs"]
 mod security;
 
@@ -884,8 +886,9 @@ fn assert_same(what: &str, needed: &BTreeSet<Grant>, granted: &BTreeSet<Grant>) 
 /// ClusterRole and the leader-election Role.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rbac_grants_exactly_what_the_operator_calls() {
-    let server =
-        ApiServer::builder().git_version("v1.35.3").bookmark_interval(Duration::from_millis(500)).start().await;
+    // The API server serves ClusterReports, and knows the token the scenarios scrape with.
+    let builder = ApiServer::builder().git_version("v1.35.3").bookmark_interval(Duration::from_millis(500));
+    let server = openreports::with_cluster_reports(with_metrics_reader(builder)).start().await;
     let scenario = |name: &str| Cluster::new(server.config(), name);
     // Scenarios that start operators of their own (without leader election).
     node_deleted_untouched_since_start(&scenario("rbac-untouched")).await;
@@ -894,14 +897,18 @@ async fn rbac_grants_exactly_what_the_operator_calls() {
     long_event_notes_fit_the_api_limit(&scenario("rbac-notes")).await;
     tampered_status_is_restored_without_an_event(&scenario("rbac-tamper")).await;
 
-    // One elected operator, with the Lease name the Role names, through the rest.
+    // One elected operator as deployed (the Lease name the Role names, secure /metrics scraped
+    // with a token, OpenReports on), through the rest.
     let lead = scenario("rbac");
     let op = Operator::start_with(lead.operator.clone(), ShiftedClock::at(now()), Some(("rbac", "default")), |s| {
         if let Some(leader) = s.leader.as_mut() {
             leader.name = "support-operator-leader".into();
         }
+        s.metrics_security = secure_metrics();
+        s.openreports = true;
     })
-    .await;
+    .await
+    .with_token(SCRAPE_TOKEN);
     eventually(WAIT, "the operator leads", || async { op.sample("support_leader", &[]).await == Some(1.0) }).await;
     policy_lifecycle(&scenario("rbac-lifecycle"), &op).await;
     nodes_stop(&scenario("rbac-stop")).await;
@@ -932,7 +939,11 @@ async fn rbac_grants_exactly_what_the_operator_calls() {
     lead.cleanup(&["flap"]).await;
     op.stop().await;
 
-    let (cluster, role) = needed(&server.requests(), "default", "support-operator-leader");
+    let requests = server.requests();
+    for resource in ["tokenreviews", "subjectaccessreviews", "clusterreports"] {
+        assert!(requests.iter().any(|r| r.resource == resource), "the run exercised {resource}");
+    }
+    let (cluster, role) = needed(&requests, "default", "support-operator-leader");
     assert_same("config/rbac/cluster_role.yaml", &cluster, &granted("config/rbac/cluster_role.yaml"));
     assert_same("config/rbac/leader_election_role.yaml", &role, &granted("config/rbac/leader_election_role.yaml"));
 }
