@@ -206,7 +206,7 @@ fn default_install_has_crds_rbac_and_a_hardened_deployment() {
     assert_eq!(containers.len(), 1);
     let c = &containers[0];
     let argv: Vec<&str> = strs(&c["command"]).into_iter().chain(strs(&c["args"])).collect();
-    assert_eq!(argv, ["support-operator", "run", "--leader-elect"], "container command line");
+    assert_eq!(argv, ["support-operator", "run", "--leader-elect", "--openreports"], "container command line");
 
     let env: BTreeMap<&str, &Value> =
         c["env"].as_array().unwrap().iter().map(|e| (e["name"].as_str().unwrap(), e)).collect();
