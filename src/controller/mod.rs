@@ -31,7 +31,7 @@ use crate::health::{Health, HealthSettings};
 use crate::k8s::leader::{self, LeaderConfig, Leadership};
 use crate::k8s::objects::CachedNode;
 use crate::metrics::Metrics;
-use crate::server::{self, MetricsSecurity};
+use crate::server::{self, Addresses, MetricsSecurity};
 use crate::snapshot::ClusterSnapshot;
 use clock::Clock;
 pub use error::{Category, Error};
@@ -65,15 +65,6 @@ pub struct Settings {
     pub health: HealthSettings,
     /// Also write an OpenReports ClusterReport per policy (when its CRD is installed).
     pub openreports: bool,
-}
-
-/// The addresses the operator's HTTP servers bound.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Addresses {
-    /// `/metrics`.
-    pub metrics: SocketAddr,
-    /// `/healthz` and `/readyz`.
-    pub health: SocketAddr,
 }
 
 /// Why the operator stopped.
@@ -174,29 +165,9 @@ pub async fn run(
     let mut tasks = Tasks::default();
 
     // HTTP servers, up until the very end.
-    let (health_tx, health_rx) = tokio::sync::oneshot::channel();
-    let (health_addr, probes) = (settings.health_addr, health.clone());
-    tasks.spawn("health server", async move {
-        let served = server::serve_health(health_addr, probes, health_tx).await;
-        Err(served.err().map_or(RunError::Task("health server"), |e| RunError::Server("health", e)))
-    });
-    let (metrics_tx, metrics_rx) = tokio::sync::oneshot::channel();
-    let (metrics_addr, security, exported) =
-        (settings.metrics_addr, settings.metrics_security.clone(), metrics.clone());
-    let reviews = client.clone();
-    tasks.spawn("metrics server", async move {
-        let served = server::serve_metrics_endpoint(metrics_addr, exported, security, reviews, metrics_tx).await;
-        Err(served.err().map_or(RunError::Task("metrics server"), |e| RunError::Server("metrics", e)))
-    });
-    match (metrics_rx.await, health_rx.await) {
-        (Ok(metrics), Ok(health)) => {
-            let secure = matches!(settings.metrics_security, MetricsSecurity::Secure(_));
-            tracing::info!(%metrics, secure, %health, "serving /metrics, and /healthz and /readyz");
-            if let Some(tx) = &settings.report_addr {
-                let _ = tx.send(Addresses { metrics, health });
-            }
-        }
-        _ => return Err(tasks.first_failure().await),
+    let addresses = runtime::start_servers(&mut tasks, &settings, &metrics, &health, &client).await?;
+    if let Some(tx) = &settings.report_addr {
+        let _ = tx.send(addresses);
     }
 
     // Leadership.

@@ -26,6 +26,15 @@ use crate::health::Health;
 use crate::metrics::Metrics;
 pub use auth::AuthCache;
 
+/// The addresses the operator's HTTP servers bound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Addresses {
+    /// `/metrics`.
+    pub metrics: SocketAddr,
+    /// `/healthz` and `/readyz`.
+    pub health: SocketAddr,
+}
+
 /// How `/metrics` is served.
 #[derive(Debug, Clone)]
 pub enum MetricsSecurity {

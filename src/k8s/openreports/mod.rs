@@ -8,6 +8,8 @@
 //! that a result's subjects are serialised as `resources` (upstream's JSON name for `Subjects`).
 
 pub mod build;
+#[cfg(test)]
+mod tests;
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;

@@ -20,7 +20,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde_json::{json, Value};
 
-use super::errors::{ApiError, Cause, Subject};
+use super::errors::ApiError;
 
 /// The audience of tokens when none is asked for (what a kubeadm cluster uses).
 pub const DEFAULT_AUDIENCE: &str = "https://kubernetes.default.svc.cluster.local";
@@ -79,15 +79,7 @@ pub(crate) struct Reviews {
 }
 
 fn invalid(kind: &str, field: &str, reason: &str, message: &str) -> ApiError {
-    ApiError::Invalid {
-        subject: Subject {
-            group: "authorization.k8s.io".to_owned(),
-            kind: kind.to_owned(),
-            qualified: format!("{kind}.authorization.k8s.io"),
-            name: String::new(),
-        },
-        causes: vec![Cause { reason: reason.to_owned(), message: message.to_owned(), field: field.to_owned() }],
-    }
+    ApiError::invalid_field("authorization.k8s.io", kind, field, reason, message)
 }
 
 /// The request as echoed back: apiVersion, kind, metadata, spec.

@@ -442,15 +442,7 @@ fn parse_json_body(body: &Bytes, content_type: &str) -> Result<Value, ApiError> 
 }
 
 fn options_invalid(kind: &str, field: &str, reason: &str, message: &str) -> ApiError {
-    ApiError::Invalid {
-        subject: Subject {
-            group: "meta.k8s.io".to_owned(),
-            kind: kind.to_owned(),
-            qualified: format!("{kind}.meta.k8s.io"),
-            name: String::new(),
-        },
-        causes: vec![Cause { reason: reason.to_owned(), message: message.to_owned(), field: field.to_owned() }],
-    }
+    ApiError::invalid_field("meta.k8s.io", kind, field, reason, message)
 }
 
 fn selectors(def: &ResourceDef, params: &Params) -> Result<(LabelSelector, FieldSelector), ApiError> {
