@@ -182,3 +182,42 @@ async fn without_the_flag_no_report_is_written() {
     assert_eq!(server.count(report_requests), 0);
     op.stop().await;
 }
+
+/// A ClusterReport of the policy's name that another producer wrote is left alone; a report of
+/// this operator deleted by someone is put back within the resync interval.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn foreign_reports_are_left_alone_and_deleted_ones_put_back() {
+    let server = with_cluster_reports(ApiServer::builder().git_version("v1.35.3")).start().await;
+    let c = Cluster::new(server.config(), "foreign-report");
+    let reports: Api<ClusterReport> = Api::all(c.client.clone());
+    let foreign: ClusterReport = serde_json::from_value(json!({
+        "metadata": {"name": c.name("theirs"), "labels": {"app.kubernetes.io/managed-by": "kyverno"}},
+        "source": "kyverno", "summary": {"pass": 3},
+    }))
+    .unwrap();
+    server.put(&foreign);
+    let op = Operator::start_with(c.operator.clone(), ShiftedClock::at(now()), None, |s| {
+        s.openreports = true;
+        s.resync = Duration::from_secs(1);
+    })
+    .await;
+    c.create_node("a", &day(-40), true, now() - TimeDelta::days(3)).await;
+    c.apply_policy(&c.policy("theirs", json!({}))).await;
+    c.apply_policy(&c.policy("ours", json!({}))).await;
+    c.wait_verdict("theirs", Verdict::AtRisk, "AtRisk").await;
+    let ours = c.name("ours");
+    eventually(WAIT, "our report", || async { reports.get_opt(&ours).await.unwrap().is_some() }).await;
+    let theirs = reports.get(&c.name("theirs")).await.unwrap();
+    assert_eq!((theirs.source.as_str(), theirs.summary.pass), ("kyverno", 3), "left as it was");
+    assert!(theirs.results.is_empty());
+    let patched = |name: String| {
+        server
+            .count(move |r| r.resource == "clusterreports" && r.method == "PATCH" && r.name.as_deref() == Some(&*name))
+    };
+    assert_eq!(patched(c.name("theirs")), 0);
+
+    reports.delete(&ours, &kube::api::DeleteParams::default()).await.unwrap();
+    eventually(WAIT, "our report put back", || async { reports.get_opt(&ours).await.unwrap().is_some() }).await;
+    assert_eq!(patched(c.name("theirs")), 0, "still left alone after resyncs");
+    op.stop().await;
+}
