@@ -135,9 +135,25 @@ pub struct CalendarShowArgs {
 /// Flags of `run`.
 #[derive(Args, Debug, Clone)]
 pub struct RunArgs {
-    /// Address of the HTTP server for /metrics, /healthz and /readyz.
-    #[arg(long, env = "SUPPORT_METRICS_ADDR", default_value = "0.0.0.0:8080")]
+    /// Address of /metrics: HTTPS for callers the API server authenticates and allows to get
+    /// /metrics (unless --metrics-secure=false).
+    #[arg(long, env = "SUPPORT_METRICS_ADDR", default_value = "0.0.0.0:8443")]
     pub metrics_addr: SocketAddr,
+    /// Serve /metrics over HTTPS and check each caller's bearer token (TokenReview) and its
+    /// right to get /metrics (SubjectAccessReview); false: plain HTTP, open to anyone who reaches it.
+    #[arg(long, env = "SUPPORT_METRICS_SECURE", value_name = "BOOL", default_value_t = true,
+          action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub metrics_secure: bool,
+    /// Directory holding tls.crt and tls.key for /metrics (e.g. a mounted kubernetes.io/tls
+    /// Secret), re-read when they change; without it a self-signed certificate is generated.
+    #[arg(long, env = "SUPPORT_METRICS_CERT_DIR", value_name = "DIR")]
+    pub metrics_cert_dir: Option<PathBuf>,
+    /// Address of /healthz and /readyz (plain HTTP, for the kubelet's probes).
+    #[arg(long, env = "SUPPORT_HEALTH_ADDR", default_value = "0.0.0.0:8081")]
+    pub health_addr: SocketAddr,
+    /// Also write an openreports.io/v1alpha1 ClusterReport per policy (when that CRD is installed).
+    #[arg(long, env = "SUPPORT_OPENREPORTS")]
+    pub openreports: bool,
     /// Elect a leader with a coordination.k8s.io Lease: every replica watches and evaluates,
     /// only the leader writes status, events and per-policy metrics.
     #[arg(long, env = "SUPPORT_LEADER_ELECT")]
@@ -173,6 +189,16 @@ impl RunArgs {
     /// The resync interval.
     pub fn resync(&self) -> Duration {
         Duration::from_secs(self.resync_seconds)
+    }
+
+    /// How /metrics is served; an error for flags that contradict each other.
+    pub fn metrics_security(&self) -> Result<crate::server::MetricsSecurity, String> {
+        use crate::server::{MetricsSecurity, SecureMetrics};
+        match (self.metrics_secure, &self.metrics_cert_dir) {
+            (false, Some(_)) => Err("--metrics-cert-dir needs --metrics-secure=true".into()),
+            (false, None) => Ok(MetricsSecurity::Plain),
+            (true, dir) => Ok(MetricsSecurity::Secure(SecureMetrics { cert_dir: dir.clone(), ..Default::default() })),
+        }
     }
 }
 
@@ -250,6 +276,35 @@ mod tests {
         assert_eq!(parse_platform("upstream"), Ok(Platform::Upstream));
         assert!(parse_platform("openshift").unwrap_err().contains("not a platform"));
         assert!(Cli::try_parse_from(["support-operator", "calendar", "show"]).is_err(), "--platform or --policy");
+    }
+
+    fn run_args(args: &[&str]) -> RunArgs {
+        let argv = ["support-operator", "run"].iter().chain(args);
+        match Cli::try_parse_from(argv).unwrap().command {
+            Command::Run(r) => r,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn metrics_are_secure_unless_turned_off() {
+        use crate::server::MetricsSecurity;
+        let default = run_args(&[]);
+        assert!(matches!(default.metrics_security(), Ok(MetricsSecurity::Secure(ref s)) if s.cert_dir.is_none()));
+        assert_eq!(default.metrics_addr.port(), 8443);
+        assert_eq!(default.health_addr.port(), 8081);
+        assert!(!default.openreports);
+        for off in [&["--metrics-secure=false"][..], &["--metrics-secure", "false"]] {
+            assert!(matches!(run_args(off).metrics_security(), Ok(MetricsSecurity::Plain)), "{off:?}");
+        }
+        assert!(run_args(&["--metrics-secure"]).metrics_secure);
+        let mounted = run_args(&["--metrics-cert-dir", "/certs"]).metrics_security();
+        assert!(
+            matches!(mounted, Ok(MetricsSecurity::Secure(ref s)) if s.cert_dir.as_deref() == Some(std::path::Path::new("/certs")))
+        );
+        let both = run_args(&["--metrics-secure=false", "--metrics-cert-dir", "/certs"]).metrics_security();
+        assert!(both.unwrap_err().contains("--metrics-cert-dir"));
+        assert!(Cli::try_parse_from(["support-operator", "run", "--metrics-secure=maybe"]).is_err());
     }
 
     #[test]
