@@ -11,8 +11,8 @@ use kube::Resource;
 use super::ids::Subject;
 use super::outcome::{self, Evaluation};
 use crate::crd::v1alpha1::{
-    ControlPlaneStatus, Finding, PoolSummary, SupportPolicy, SupportReport, SupportStatus, SupportStatusSpec,
-    Transition, Verdict, VersionCount,
+    ControlPlaneStatus, Finding, PlanReason, PlanStep, PoolSummary, SupportPolicy, SupportReport, SupportStatus,
+    SupportStatusSpec, Transition, Verdict, VersionCount,
 };
 use crate::text::{cap, name};
 use crate::time::to_k8s;
@@ -33,6 +33,8 @@ pub fn status_object(policy: &SupportPolicy, status: SupportReport) -> SupportSt
 
 /// At most this many findings in the status.
 pub const MAX_FINDINGS: usize = 50;
+/// At most this many plan steps in the status.
+pub const MAX_PLAN_STEPS: usize = 50;
 /// At most this many pools in the status.
 pub const MAX_POOLS: usize = 100;
 /// At most this many versions (kubelet, image) per pool in the status.
@@ -60,6 +62,7 @@ pub fn report(
     let total = eval.findings.len();
     let findings: Vec<Finding> = eval.findings.iter().take(MAX_FINDINGS).map(finding).collect();
     let pools: Vec<PoolSummary> = eval.pools.iter().take(MAX_POOLS).map(pool).collect();
+    let plan: Vec<PlanStep> = eval.plan.iter().take(MAX_PLAN_STEPS).map(step).collect();
 
     let (supported_status, supported_reason, supported_message) = match eval.verdict {
         Verdict::Supported => ("True", "Supported", "No finding is at Warning or worse.".to_string()),
@@ -99,6 +102,8 @@ pub fn report(
         findings_total: total as u32,
         next_deadline: eval.next_deadline.as_ref().map(transition),
         upcoming: eval.upcoming.iter().map(transition).collect(),
+        plan_omitted: (eval.plan.len() - plan.len()) as u32,
+        plan,
     };
     budget::fit(&mut status);
     status
@@ -122,6 +127,23 @@ fn finding(f: &outcome::Finding) -> Finding {
 
 fn transition(t: &outcome::Transition) -> Transition {
     Transition { at: t.at, rule: t.rule.to_string(), subject: subject(&t.subject), severity: t.severity }
+}
+
+fn step(s: &outcome::Step) -> PlanStep {
+    PlanStep {
+        action: s.action,
+        subject: subject(&s.subject),
+        from: s.from.map(|m| m.to_string()),
+        to: s.to.map(|m| m.to_string()),
+        by: s.by.instant(),
+        prevents: PlanReason {
+            rule: s.prevents.rule.to_string(),
+            subject: subject(&s.prevents.subject),
+            at: s.prevents.at.instant(),
+        },
+        redeploy: s.redeploy,
+        message: cap(&s.message, MESSAGE_CHARS),
+    }
 }
 
 fn pool(p: &outcome::Pool) -> PoolSummary {

@@ -1,0 +1,461 @@
+//! The plan on the examples' shapes, at its thresholds, and replayed step by step on random
+//! clusters.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use proptest::prelude::*;
+
+use crate::calendar::{merged_calendar, Standing, SupportCalendar};
+use crate::crd::v1alpha1::{KubernetesVersionSpec, PlanAction, Platform, StoppedNodesSpec, SupportPolicySpec};
+use crate::policy::outcome::{Due, Step};
+use crate::policy::rules::pool_of;
+use crate::policy::settings::Sources;
+use crate::policy::testing::*;
+use crate::snapshot::{ClusterSnapshot, NodeInfo, Readiness};
+use crate::time::{plus_days, start_of_day};
+use crate::version::{parse_version, Minor};
+
+fn plan(s: &SupportPolicySpec, c: &ClusterSnapshot, now: &str) -> Vec<Step> {
+    evaluate(s, c, at(now)).plan
+}
+
+/// `ACTION subject from→to by` per step, for compact assertions.
+fn shape(steps: &[Step]) -> Vec<String> {
+    steps
+        .iter()
+        .map(|s| {
+            let v = match (s.from, s.to) {
+                (Some(f), Some(t)) => format!(" {f}→{t}"),
+                _ => String::new(),
+            };
+            let by = s.by.instant().map(|t| t.to_rfc3339()).unwrap_or_else(|| "already".into());
+            format!("{} {}{v} by {by}", s.action.as_str(), s.subject)
+        })
+        .collect()
+}
+
+fn image(day: &str) -> String {
+    format!("AKSUbuntu-2204gen2containerd-{}.0", at(day).format("%Y%m.%d"))
+}
+
+#[test]
+fn the_neglected_aks_cluster_upgrades_the_control_plane_then_every_pool() {
+    // 1.34 ends 2026-11-30; the user pool runs 1.33 (out of support since 2026-06-30).
+    let c = cluster(
+        "v1.34.2",
+        vec![
+            node("s1").pool("system").kubelet("v1.34.2").image(&image("2026-11-10")),
+            node("u1").pool("user").kubelet("v1.33.5").image(&image("2026-09-20")),
+            node("u2").pool("user").kubelet("v1.33.5").image(&image("2026-09-20")),
+        ],
+    );
+    let steps = plan(&spec(Platform::Aks), &c, "2026-11-25T12:00:00Z");
+    assert_eq!(
+        shape(&steps),
+        [
+            // Its own date is 2026-11-30, but the user pool waits on it and is overdue.
+            "UpgradeControlPlane ControlPlane/kube-apiserver 1.34→1.35 by 2026-06-30T00:00:00+00:00",
+            "UpgradeNodePool NodePool/user 1.33→1.35 by 2026-06-30T00:00:00+00:00",
+            "UpgradeNodePool NodePool/system 1.34→1.35 by 2026-11-30T00:00:00+00:00",
+        ]
+    );
+    assert_eq!(steps[0].prevents.rule.as_str(), "KubernetesVersionEndOfSupport");
+    assert_eq!(steps[0].prevents.at, Due::At(at("2026-11-30")));
+    assert!(
+        steps[0].message.contains("Its date is that of the upgrade of node pool 'user' to 1.35"),
+        "{}",
+        steps[0].message
+    );
+    // The user pool's upgrade lays down a new image before its own deadline (2026-12-19).
+    assert!(steps[1].message.contains("NodeImageOutdated on NodePool/user (Unsupported from 2026-12-19)"));
+    assert!(steps[1].message.contains("new node image too"));
+}
+
+#[test]
+fn the_target_is_the_oldest_minor_supported_through_the_horizon_or_the_newest() {
+    let c = cluster("v1.34.2", vec![node("n").kubelet("v1.34.2").image(&image("2026-11-20"))]);
+    // On 2026-11-01 with 90 days: 1.35 (ends 2027-03-31) lasts past 2027-01-30.
+    let steps = plan(&spec(Platform::Aks), &c, "2026-11-01");
+    assert_eq!(steps[0].to, "1.35".parse().ok());
+    // With 200 days, 1.35 ends too soon: 1.36 (ends 2027-06-30); one minor at a time.
+    let mut s = spec(Platform::Aks);
+    s.plan_horizon_days = Some(200);
+    let cp: Vec<String> = plan(&s, &c, "2026-11-01")
+        .iter()
+        .filter(|s| s.action == PlanAction::UpgradeControlPlane)
+        .map(|s| format!("{}→{}", s.from.unwrap(), s.to.unwrap()))
+        .collect();
+    assert_eq!(cp, ["1.34→1.35", "1.35→1.36"]);
+    // With 300 days no released minor lasts (1.37 is planned): the newest, and it says so.
+    s.plan_horizon_days = Some(300);
+    let steps = plan(&s, &c, "2026-11-01");
+    let last = steps.iter().rfind(|s| s.action == PlanAction::UpgradeControlPlane).unwrap();
+    assert_eq!(last.to, "1.36".parse().ok());
+    assert!(last.message.contains("No released minor stays supported for the whole 300-day plan horizon"));
+}
+
+#[test]
+fn a_pool_that_would_fall_out_of_skew_moves_first() {
+    // AKS, skew 3. Control plane 1.33 (ended 2026-07-31), pool at 1.31: before the control
+    // plane goes to 1.35 (target on 2026-09-01) the pool must be at 1.32 or newer.
+    let mut s = spec(Platform::Aks);
+    s.kubernetes_version = Some(KubernetesVersionSpec { long_term_support: Some(true), ..Default::default() });
+    let c = cluster("v1.33.1", vec![node("old").pool("legacy").kubelet("v1.31.9").image(&image("2026-08-20"))]);
+    let steps = plan(&s, &c, "2026-09-01");
+    // LTS: 1.33 lasts until 2027-07-31; no control-plane step is needed at all.
+    assert!(steps.iter().all(|s| s.action != PlanAction::UpgradeControlPlane), "{:?}", shape(&steps));
+    let steps = plan(&spec(Platform::Aks), &c, "2026-09-01");
+    assert_eq!(
+        shape(&steps),
+        [
+            // 1.33 left the 3 newest minors when 1.36 was released.
+            "UpgradeControlPlane ControlPlane/kube-apiserver 1.33→1.34 by 2026-06-30T00:00:00+00:00",
+            "UpgradeNodePool NodePool/legacy 1.31→1.34 by 2025-11-01T00:00:00+00:00",
+            "UpgradeControlPlane ControlPlane/kube-apiserver 1.34→1.35 by 2026-11-30T00:00:00+00:00",
+            "UpgradeNodePool NodePool/legacy 1.34→1.35 by 2026-11-30T00:00:00+00:00",
+        ]
+    );
+    assert!(steps[1].message.contains("before the control plane goes to 1.35"), "{}", steps[1].message);
+    assert_eq!(steps[1].prevents.subject.to_string(), "Node/old", "a pool of one node: the finding is about the node");
+}
+
+#[test]
+fn where_the_path_is_removed_the_plan_jumps_and_says_redeploy() {
+    let s = spec(Platform::AksArc);
+    let c = cluster("v1.30.5", vec![node("a").kubelet("v1.30.5"), node("b").kubelet("v1.30.5")]);
+    // 1.30 ended 2026-03-01 (365 days from 2025-03-01). On 2026-04-01 the released minors that
+    // last 90 days: 1.31 (to 2026-08-01).
+    let steps = plan(&s, &c, "2026-04-01");
+    assert_eq!(shape(&steps), ["UpgradeCluster Cluster/cluster 1.30→1.31 by 2026-03-01T00:00:00+00:00"]);
+    assert!(steps[0].redeploy);
+    assert!(steps[0].message.contains("may need a redeploy"));
+    // Before 1.30's end the path exists: one minor at a time, no redeploy.
+    let steps = plan(&s, &c, "2026-02-01");
+    assert!(
+        steps.iter().all(|s| !s.redeploy) && steps[0].action == PlanAction::UpgradeControlPlane,
+        "{:?}",
+        shape(&steps)
+    );
+    // A jump over several minors: 1.29 (ended 2025-10-31) straight to 1.32.
+    let c = cluster("v1.29.2", vec![node("a").kubelet("v1.29.2")]);
+    let steps = plan(&s, &c, "2026-06-15");
+    // (1.29 left the 3 newest minors when 1.32 was released, 2025-10-01.)
+    assert_eq!(shape(&steps), ["UpgradeCluster Cluster/cluster 1.29→1.32 by 2025-10-01T00:00:00+00:00"]);
+}
+
+#[test]
+fn a_stopped_cluster_starts_first_and_every_step_waits_on_it() {
+    let c = cluster(
+        "v1.34.2",
+        vec![
+            node("a").pool("p").kubelet("v1.34.2").image(&image("2026-11-10")).not_ready("2026-11-20"),
+            node("b").pool("p").kubelet("v1.34.2").image(&image("2026-11-10")).not_ready("2026-11-20"),
+        ],
+    );
+    let steps = plan(&spec(Platform::Aks), &c, "2026-11-25");
+    assert_eq!(steps[0].action, PlanAction::StartCluster);
+    assert_eq!(steps[0].by, Due::At(at("2026-11-30")), "the control-plane step waits on it");
+    assert!(steps[0].message.contains("ClusterStopped on Cluster/cluster (Unsupported from 2026-12-20)"));
+    // Stopped with nothing else to do and no deadline within the horizon: no step.
+    let mut s = spec(Platform::Eks);
+    s.stopped_nodes = Some(StoppedNodesSpec { warn_after_days: Some(7), ..Default::default() });
+    let c = cluster("v1.35.1", vec![node("a").kubelet("v1.35.1").created("2026-11-01").not_ready("2026-11-20")]);
+    assert!(plan(&s, &c, "2026-11-25").is_empty());
+}
+
+#[test]
+fn images_and_nodes_have_steps_of_their_own_when_no_upgrade_covers_them() {
+    // Current versions; the image leaves support on 2026-12-19 (90 days after 2026-09-20).
+    let c = cluster("v1.35.1", vec![node("a").pool("p").kubelet("v1.35.1").image(&image("2026-09-20"))]);
+    let steps = plan(&spec(Platform::Aks), &c, "2026-11-25");
+    assert_eq!(shape(&steps), ["RefreshNodeImage NodePool/p by 2026-12-19T00:00:00+00:00"]);
+    assert!(steps[0].message.starts_with("Upgrade the node image of pool 'p' before 2026-12-19."));
+    // A node not Ready, with an unsupported threshold in the policy.
+    let mut s = spec(Platform::Custom);
+    s.stopped_nodes =
+        Some(StoppedNodesSpec { warn_after_days: Some(7), unsupported_after_days: Some(14), ..Default::default() });
+    let c = cluster("v1.35.1", vec![node("up"), node("down").not_ready("2026-11-20")]);
+    assert_eq!(shape(&plan(&s, &c, "2026-11-25")), ["StartNodes Node/down by 2026-12-04T00:00:00+00:00"]);
+}
+
+#[test]
+fn a_step_is_due_only_from_its_date_and_nothing_is_planned_beyond_the_horizon() {
+    let c = cluster("v1.35.1", vec![node("a").pool("p").kubelet("v1.35.1").image(&image("2026-09-20"))]);
+    let s = spec(Platform::Aks);
+    // The refresh is due 2026-12-19: it enters the 90-day horizon on 2026-09-20.
+    assert!(plan(&s, &c, "2026-09-19T23:59:59Z").is_empty());
+    assert_eq!(plan(&s, &c, "2026-09-20").len(), 1);
+    let before = plan(&s, &c, "2026-12-18T23:59:59Z");
+    assert!(before[0].message.contains("before 2026-12-19"));
+    let at_it = plan(&s, &c, "2026-12-19");
+    assert!(at_it[0].message.contains(" now."), "{}", at_it[0].message);
+    // The operator re-evaluates at each of these instants.
+    let e = evaluate(&s, &c, at("2026-09-19T12:00:00Z"));
+    assert!(e.next_change.is_some_and(|t| t <= at("2026-09-20")), "{:?}", e.next_change);
+}
+
+#[test]
+fn a_cluster_with_nothing_to_do_has_an_empty_plan() {
+    // Within 60 days nothing leaves support (the image does on 2027-02-18).
+    let c = cluster("v1.35.1", vec![node("a").kubelet("v1.35.1").image(&image("2026-11-20"))]);
+    let mut s = spec(Platform::Aks);
+    s.plan_horizon_days = Some(60);
+    assert!(plan(&s, &c, "2026-11-21").is_empty());
+    s.plan_horizon_days = Some(90);
+    assert_eq!(shape(&plan(&s, &c, "2026-11-21")), ["RefreshNodeImage NodePool/default by 2027-02-18T00:00:00+00:00"]);
+    // No version section, no image section: nothing to plan with.
+    assert!(plan(&spec(Platform::Custom), &c, "2026-11-21").is_empty());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Replay on random clusters
+
+/// The calendar of a policy, read as the plan reads it (for the properties' preconditions).
+fn calendar(spec: &SupportPolicySpec) -> Option<SupportCalendar> {
+    let s = Sources::of(spec).section(|s| s.kubernetes_version.as_ref())?;
+    Some(SupportCalendar {
+        releases: merged_calendar(spec.platform, &s.releases).ok()?,
+        support_window_days: s.support_window_days,
+        supported_minors: s.supported_minors,
+        long_term_support: s.long_term_support.unwrap_or(false),
+    })
+}
+
+/// Some released minor at or above `floor` is supported through `horizon_end`.
+fn some_minor_lasts(cal: &SupportCalendar, floor: Minor, now: DateTime<Utc>, horizon_end: DateTime<Utc>) -> bool {
+    cal.releases.iter().filter(|r| r.minor >= floor && !r.planned && start_of_day(r.released) <= now).any(|r| match cal
+        .standing(r.minor)
+    {
+        Standing::Known { end, .. } => end.is_none_or(|e| e > horizon_end),
+        _ => false,
+    })
+}
+
+/// Nodes whose kubelet is newer than the control plane or more than `skew` minors behind.
+fn out_of_skew(snap: &ClusterSnapshot, skew: u32) -> BTreeSet<String> {
+    let Some(cp) = snap.server_version.as_deref().and_then(|v| parse_version(v).ok()) else { return BTreeSet::new() };
+    snap.nodes
+        .iter()
+        .filter(|n| {
+            n.kubelet_version.as_deref().and_then(|v| parse_version(v).ok()).is_some_and(|k| {
+                let behind = k.minors_behind(cp);
+                behind < 0 || behind > i64::from(skew)
+            })
+        })
+        .map(|n| n.name.clone())
+        .collect()
+}
+
+/// The cluster after `step`, done at `t` (new nodes or images are as old as `t`).
+fn apply(snap: &mut ClusterSnapshot, step: &Step, t: DateTime<Utc>) {
+    let version = step.to.map(|m| format!("v{m}.0"));
+    let refresh = |n: &mut NodeInfo| {
+        n.created = Some(t);
+        if n.labels.contains_key("kubernetes.azure.com/node-image-version") {
+            n.labels.insert(
+                "kubernetes.azure.com/node-image-version".into(),
+                format!("AKSUbuntu-2204gen2containerd-{}.0", t.format("%Y%m.%d")),
+            );
+        }
+    };
+    let in_subject = |n: &NodeInfo| match &step.subject {
+        crate::policy::Subject::NodePool(p) => pool_of(n) == p,
+        crate::policy::Subject::Node(name) => n.name == *name,
+        _ => true,
+    };
+    match step.action {
+        PlanAction::UpgradeControlPlane | PlanAction::UpgradeCluster => snap.server_version = version.clone(),
+        _ => {}
+    }
+    for n in snap.nodes.iter_mut() {
+        let n = Arc::make_mut(n);
+        match step.action {
+            PlanAction::StartCluster => n.readiness = Readiness::Ready,
+            PlanAction::StartNodes if in_subject(n) => n.readiness = Readiness::Ready,
+            PlanAction::UpgradeCluster | PlanAction::UpgradeNodePool if in_subject(n) => {
+                n.kubelet_version = version.clone();
+                refresh(n);
+            }
+            PlanAction::RefreshNodeImage if in_subject(n) => refresh(n),
+            _ => {}
+        }
+    }
+}
+
+/// The version and stopped-cluster findings that are Unsupported at `t`.
+fn unsupported_at(spec: &SupportPolicySpec, snap: &ClusterSnapshot, t: DateTime<Utc>) -> Vec<String> {
+    let rules = [
+        "KubernetesVersionEndOfSupport",
+        "KubeletVersionEndOfSupport",
+        "KubeletVersionSkew",
+        "ClusterStopped",
+        "ClusterNotUpgradable",
+    ];
+    evaluate(spec, snap, t)
+        .findings
+        .iter()
+        .filter(|f| f.severity == U && rules.contains(&f.rule.as_str()))
+        .map(|f| format!("{} {}", f.rule, f.subject))
+        .collect()
+}
+
+prop_compose! {
+    /// A node `behind` minors behind the control plane, with the age of its image and of the
+    /// node in days (dated in `arb_case`); a tidy node is near the control plane and new.
+    fn arb_node(tidy: bool)(
+        pool in 0usize..3,
+        behind in if tidy { 0i64..2 } else { -1i64..6 },
+        image_age in if tidy { 0i64..20 } else { 0i64..200 },
+        created_age in 0i64..200,
+        stopped in prop::bool::weighted(if tidy { 0.0 } else { 0.15 }),
+    ) -> (usize, i64, i64, i64, bool) {
+        (pool, behind, image_age, created_age, stopped)
+    }
+}
+
+/// A policy, a cluster and an instant. Half are tidy: a control plane supported at the
+/// instant, kubelets near it, new images, nothing stopped (so that the plan is on time).
+fn arb_case() -> impl Strategy<Value = (SupportPolicySpec, ClusterSnapshot, DateTime<Utc>)> {
+    let platform =
+        prop::sample::select(vec![Platform::Aks, Platform::AksArc, Platform::Eks, Platform::Gke, Platform::Upstream]);
+    (
+        platform,
+        24u32..38,
+        0i64..1400,
+        prop::sample::select(vec![30u32, 90, 200]),
+        0u32..4,
+        any::<Option<bool>>(),
+        any::<bool>(),
+    )
+        .prop_flat_map(|(platform, cp, day, horizon, skew, removed, tidy)| {
+            let nodes = (1usize..7).prop_flat_map(move |n| (0..n).map(|_| arb_node(tidy)).collect::<Vec<_>>());
+            (Just((platform, cp, day, horizon, skew, removed, tidy)), nodes)
+        })
+        .prop_map(|((platform, cp, day, horizon, skew, removed, tidy), nodes)| {
+            let now = at("2024-06-01") + TimeDelta::days(day) + TimeDelta::hours(7);
+            let mut spec = spec(platform);
+            spec.plan_horizon_days = Some(horizon);
+            spec.kubernetes_version = Some(KubernetesVersionSpec {
+                max_kubelet_skew_minors: (skew > 0).then_some(skew),
+                upgrade_path_removed_at_end_of_support: removed,
+                ..Default::default()
+            });
+            // A tidy control plane runs a minor supported at the instant (the `cp`-th of them).
+            let supported: Vec<Minor> = calendar(&spec)
+                .map(|cal| {
+                    cal.releases
+                        .iter()
+                        .filter(|r| !r.planned && start_of_day(r.released) <= now)
+                        .filter(|r| matches!(cal.standing(r.minor), Standing::Known { end: Some(e), .. } if e > now))
+                        .map(|r| r.minor)
+                        .collect()
+                })
+                .unwrap_or_default();
+            let cp = match (tidy, supported.is_empty()) {
+                (true, false) => supported[cp as usize % supported.len()].minor,
+                _ => cp,
+            };
+            let nodes = nodes
+                .into_iter()
+                .enumerate()
+                .map(|(i, (pool, behind, image_age, created_age, stopped))| {
+                    let minor = (i64::from(cp) - behind).max(20);
+                    let mut n = node(&format!("n{i}"))
+                        .pool(["system", "user", "gpu"][pool])
+                        .kubelet(&format!("v1.{minor}.3"))
+                        .image(&format!(
+                            "AKSUbuntu-2204gen2containerd-{}.0",
+                            (now - TimeDelta::days(image_age)).format("%Y%m.%d")
+                        ));
+                    n.0.created = Some(now - TimeDelta::days(if tidy { image_age } else { created_age }));
+                    if stopped {
+                        n.0.readiness = Readiness::NotReady { since: Some(now - TimeDelta::days(created_age / 2)) };
+                    }
+                    n
+                })
+                .collect();
+            (spec, cluster(&format!("v1.{cp}.1"), nodes), now)
+        })
+}
+
+/// The preconditions under which the plan can keep the cluster supported: the control plane's
+/// minor is in the calendar (or older than it) and a released minor at or above every known
+/// kubelet lasts through the horizon.
+fn can_be_kept_supported(spec: &SupportPolicySpec, snap: &ClusterSnapshot, now: DateTime<Utc>) -> bool {
+    let Some(cal) = calendar(spec) else { return false };
+    let Some(cp) = snap.server_version.as_deref().and_then(|v| parse_version(v).ok()) else { return false };
+    if matches!(cal.standing(cp), Standing::Unknown { .. }) {
+        return false;
+    }
+    let kubelets = snap.nodes.iter().filter_map(|n| n.kubelet_version.as_deref().and_then(|v| parse_version(v).ok()));
+    let floor = kubelets.filter(|k| !matches!(cal.standing(*k), Standing::Unknown { .. })).fold(cp, Minor::max);
+    let horizon_end = plus_days(now, spec.plan_horizon_days.unwrap_or(90));
+    some_minor_lasts(&cal, floor, now, horizon_end)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+
+    /// Replaying the plan step by step never puts a kubelet out of skew (newer than the control
+    /// plane or too far behind), and ends with no version finding Unsupported within the
+    /// horizon wherever a released minor lasts that long. Every step is due within it.
+    #[test]
+    fn replaying_the_plan_keeps_the_skew_and_ends_supported((spec, snap, now) in arb_case()) {
+        let e = evaluate(&spec, &snap, now);
+        let horizon_end = plus_days(now, spec.plan_horizon_days.unwrap_or(90));
+        let skew = spec.kubernetes_version.as_ref().and_then(|v| v.max_kubelet_skew_minors).unwrap_or(3);
+        prop_assert!(e.plan.iter().all(|s| s.by.by(horizon_end)), "{:?}", shape(&e.plan));
+        let mut state = snap.clone();
+        let mut broken = out_of_skew(&state, skew);
+        for step in &e.plan {
+            apply(&mut state, step, now);
+            let after = out_of_skew(&state, skew);
+            prop_assert!(after.is_subset(&broken), "{} put {:?} out of skew; plan {:?}", step.message, after.difference(&broken).collect::<Vec<_>>(), shape(&e.plan));
+            broken = after;
+        }
+        if can_be_kept_supported(&spec, &snap, now) {
+            prop_assert!(broken.is_empty(), "still out of skew: {broken:?}; plan {:?}", shape(&e.plan));
+            let left = unsupported_at(&spec, &state, horizon_end - SEC);
+            let left: Vec<_> = left.into_iter().filter(|f| !f.starts_with("Cluster")).collect();
+            prop_assert!(left.is_empty(), "{left:?} after the plan {:?}", shape(&e.plan));
+        }
+    }
+
+    /// Doing each step one second before its `by`, in order, keeps every version and stopped
+    /// finding below Unsupported at every one of those instants and to the end of the horizon:
+    /// `by` is not too late.
+    #[test]
+    fn doing_each_step_just_before_its_date_keeps_the_cluster_supported((spec, snap, now) in arb_case()) {
+        let e = evaluate(&spec, &snap, now);
+        let horizon_end = plus_days(now, spec.plan_horizon_days.unwrap_or(90));
+        let on_time = e.plan.iter().all(|s| !s.by.by(now));
+        if !on_time || !can_be_kept_supported(&spec, &snap, now) || !unsupported_at(&spec, &snap, now).is_empty() {
+            return Ok(());
+        }
+        let mut state = snap.clone();
+        for step in &e.plan {
+            let t = step.by.instant().expect("dated") - SEC;
+            let broken = unsupported_at(&spec, &state, t);
+            prop_assert!(broken.is_empty(), "{broken:?} at {t} before {}; plan {:?}", step.message, shape(&e.plan));
+            apply(&mut state, step, t);
+        }
+        let broken = unsupported_at(&spec, &state, horizon_end - SEC);
+        prop_assert!(broken.is_empty(), "{broken:?} at the end of the horizon; plan {:?}", shape(&e.plan));
+    }
+
+    /// A cluster whose findings the plan reads stay below Unsupported through the horizon has
+    /// nothing to do.
+    #[test]
+    fn nothing_to_do_is_an_empty_plan((spec, snap, now) in arb_case()) {
+        let horizon_end = plus_days(now, spec.plan_horizon_days.unwrap_or(90));
+        let later = evaluate(&spec, &snap, horizon_end);
+        let plan_rules = ["KubernetesVersionEndOfSupport", "KubeletVersionEndOfSupport", "KubeletVersionSkew", "NodeImageOutdated", "ClusterStopped", "ClusterNotUpgradable", "NodeNotReady"];
+        if later.findings.iter().any(|f| f.severity == U && plan_rules.contains(&f.rule.as_str())) {
+            return Ok(());
+        }
+        let e = evaluate(&spec, &snap, now);
+        prop_assert!(e.plan.is_empty(), "{:?}", shape(&e.plan));
+    }
+}
