@@ -99,41 +99,47 @@ impl Rules for MetadataRules {
         // Unreadable labels are reported as a problem of the node.
         let nodes: Vec<_> =
             input.nodes.iter().filter(|n| !n.problems.iter().any(|p| p.field == NodeField::Labels)).collect();
-        for (key, uniform) in &self.labels {
+        // A node lacking labels: one signal naming them all, grouped with the pool's nodes that
+        // lack the same ones.
+        for node in &nodes {
+            let missing: Vec<&str> =
+                self.labels.iter().map(|(k, _)| k.as_str()).filter(|k| !node.labels.contains_key(*k)).collect();
+            if !missing.is_empty() {
+                let cause = Cause::Value(format!("missing {}", missing.join(" ")));
+                let fact = Arc::new(MetadataFact::Missing(missing.iter().map(|k| k.to_string()).collect()));
+                out.signals.push(
+                    Signal::node(SYSTEM_METADATA_CHANGED, &node.name, pool_of(node), cause, fact).base(self.severity),
+                );
+            }
+        }
+        for (key, _) in self.labels.iter().filter(|(_, uniform)| *uniform) {
             // Per pool: each value and the nodes that carry it.
             let mut pools: BTreeMap<&str, BTreeMap<&str, Vec<&str>>> = BTreeMap::new();
             for node in &nodes {
-                let pool = pool_of(node);
-                match node.labels.get(key.as_str()) {
-                    None => {
-                        let fact = Arc::new(MetadataFact { key: key.clone(), change: Change::Missing });
-                        let cause = Cause::Value(format!("{key} missing"));
-                        out.signals.push(
-                            Signal::node(SYSTEM_METADATA_CHANGED, &node.name, pool, cause, fact).base(self.severity),
-                        );
-                    }
-                    Some(value) if *uniform => {
-                        pools.entry(pool).or_default().entry(value.as_str()).or_default().push(&node.name)
-                    }
-                    Some(_) => {}
+                if let Some(value) = node.labels.get(key.as_str()) {
+                    pools.entry(pool_of(node)).or_default().entry(value.as_str()).or_default().push(&node.name);
                 }
             }
             for (pool, values) in pools.into_iter().filter(|(_, v)| v.len() > 1) {
                 // The pool's value is the one most of its nodes carry (on a tie, the first by
                 // value); the other nodes are the changed ones.
-                let (&usual, majority) = values
-                    .iter()
-                    .max_by(|a, b| a.1.len().cmp(&b.1.len()).then_with(|| b.0.cmp(a.0)))
-                    .expect("two values or more");
+                let Some((&usual, majority)) =
+                    values.iter().max_by(|a, b| a.1.len().cmp(&b.1.len()).then_with(|| b.0.cmp(a.0)))
+                else {
+                    continue;
+                };
                 let majority = majority.len();
                 for (&value, names) in values.iter().filter(|(v, _)| **v != usual) {
-                    let change = Change::Differs { value: value.to_string(), usual: usual.to_string(), majority };
-                    let fact = Arc::new(MetadataFact { key: key.clone(), change });
+                    let fact = Arc::new(MetadataFact::Differs {
+                        key: key.clone(),
+                        value: value.to_string(),
+                        usual: usual.to_string(),
+                        majority,
+                    });
                     for name in names {
                         let cause = Cause::Value(format!("{key}={value}"));
-                        out.signals.push(
-                            Signal::node(SYSTEM_METADATA_CHANGED, name, pool, cause, fact.clone()).base(self.severity),
-                        );
+                        let signal = Signal::node(SYSTEM_METADATA_CHANGED, name, pool, cause, fact.clone());
+                        out.signals.push(signal.base(self.severity));
                     }
                 }
             }
@@ -141,41 +147,40 @@ impl Rules for MetadataRules {
     }
 }
 
-/// How a system label was changed.
+/// How system labels were changed.
 #[derive(Debug)]
-enum Change {
-    Missing,
-    /// The node's value, the pool's usual one, and how many nodes carry the usual one.
-    Differs {
-        value: String,
-        usual: String,
-        majority: usize,
-    },
+enum MetadataFact {
+    /// These labels are missing.
+    Missing(Vec<String>),
+    /// The node's value of `key`, the pool's usual one, and how many nodes carry the usual one.
+    Differs { key: String, value: String, usual: String, majority: usize },
 }
 
-#[derive(Debug)]
-struct MetadataFact {
-    key: String,
-    change: Change,
-}
+const RESTORE: &str = "system-created metadata was changed, which the platform does not support. Restore it (or \
+                       replace the nodes through the platform).";
 
 impl Fact for MetadataFact {
     fn message(&self, who: &Who<'_>, _: Severity) -> String {
-        let key = snippet(&self.key);
-        match &self.change {
-            Change::Missing => format!(
-                "{} lack{} the label {key}, which the platform sets on every node: system-created metadata was \
-                 removed or changed, which the platform does not support. Restore it (or replace the nodes through \
-                 the platform).",
-                who.subject(),
-                who.s()
-            ),
-            Change::Differs { value, usual, majority } => format!(
-                "{} carr{} {key}={} while {majority} other node{} of the pool carr{} {}: the platform sets this label \
-                 alike on every node of a pool, so it was changed, which the platform does not support. Restore it \
-                 (or replace the nodes through the platform).",
+        match self {
+            MetadataFact::Missing(keys) => {
+                let shown: Vec<String> = keys.iter().map(|k| snippet(k)).collect();
+                let (noun, list) = match shown.split_last() {
+                    Some((last, [])) => ("label", last.clone()),
+                    Some((last, rest)) => ("labels", format!("{} and {last}", rest.join(", "))),
+                    None => ("labels", String::new()),
+                };
+                format!(
+                    "{} lack{} the {noun} {list}, which the platform sets on every node: {RESTORE}",
+                    who.subject(),
+                    who.s()
+                )
+            }
+            MetadataFact::Differs { key, value, usual, majority } => format!(
+                "{} carr{} {}={} while {majority} other node{} of the pool carr{} {}: the platform sets this label \
+                 alike on every node of a pool, so {RESTORE}",
                 who.subject(),
                 if who.one() { "ies" } else { "y" },
+                snippet(key),
                 snippet(value),
                 if *majority == 1 { "" } else { "s" },
                 if *majority == 1 { "ies" } else { "y" },
