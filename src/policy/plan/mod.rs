@@ -16,6 +16,7 @@ mod build;
 #[cfg(test)]
 mod tests;
 mod text;
+mod versions;
 
 use chrono::{DateTime, Utc};
 

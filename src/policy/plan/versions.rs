@@ -1,0 +1,303 @@
+//! The control-plane and node-pool steps of the plan, and the image refreshes they carry.
+//!
+//! The control plane goes to its target one minor at a time; where the policy says the
+//! incremental path is removed at end of support and a minor on the way is out of support now,
+//! one step upgrades the whole cluster directly. Before each control-plane step, a pool whose
+//! oldest kubelet would fall more than `maxKubeletSkewMinors` behind moves to the control
+//! plane's current minor. Then every pool that needs it moves to its own target.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Utc};
+
+use super::build::{Draft, Note};
+use crate::calendar::{Standing, SupportCalendar};
+use crate::crd::v1alpha1::PlanAction;
+use crate::policy::ids::Subject;
+use crate::policy::outcome::{Due, Reason};
+use crate::policy::rules::{
+    Upgrades, KUBELET_VERSION_END_OF_SUPPORT, KUBELET_VERSION_SKEW, KUBERNETES_VERSION_END_OF_SUPPORT,
+    KUBERNETES_VERSION_UNKNOWN,
+};
+use crate::time::start_of_day;
+use crate::version::Minor;
+
+/// A pool as the plan moves it.
+#[derive(Default)]
+pub(super) struct Pool {
+    /// Its kubelets' minors (the calendar's and those out of skew) with their reasons.
+    pub minors: BTreeMap<Minor, Vec<Reason>>,
+    /// Its image reasons within the horizon, until a step lays down a new image.
+    pub image: Vec<Reason>,
+    /// Its image age comes from node creation: a new image means new nodes.
+    pub replace_nodes: bool,
+    /// Its nodes with a kubelet the version rules read (for a finding's subject).
+    pub nodes: BTreeSet<Subject>,
+    /// Its last step.
+    last: Option<usize>,
+}
+
+impl Pool {
+    fn oldest(&self) -> Option<Minor> {
+        self.minors.keys().next().copied()
+    }
+
+    fn newest(&self) -> Option<Minor> {
+        self.minors.keys().next_back().copied()
+    }
+
+    /// Every node of the pool now runs `minor`, which leaves support when the calendar says.
+    fn moved_to(&mut self, name: &str, minor: Minor, cal: &Calendar<'_>) {
+        let leaves = Reason { rule: KUBELET_VERSION_END_OF_SUPPORT, subject: self.subject(name), at: cal.end(minor) };
+        self.minors = BTreeMap::from([(minor, vec![leaves])]);
+    }
+
+    /// The subject of a finding about all its nodes: the node when it has one.
+    fn subject(&self, name: &str) -> Subject {
+        match (self.nodes.len(), self.nodes.first()) {
+            (1, Some(node)) => node.clone(),
+            _ => Subject::NodePool(name.to_string()),
+        }
+    }
+}
+
+/// The calendar read against now and the horizon.
+pub(super) struct Calendar<'a> {
+    pub calendar: &'a SupportCalendar,
+    pub now: DateTime<Utc>,
+    pub horizon_end: DateTime<Utc>,
+}
+
+impl Calendar<'_> {
+    /// When `minor` leaves support: `Already` when older than the calendar, `Never` when the
+    /// calendar gives no end.
+    fn end(&self, minor: Minor) -> Due {
+        match self.calendar.standing(minor) {
+            Standing::Known { end: Some(end), .. } => Due::At(end),
+            Standing::Known { end: None, .. } | Standing::Unknown { .. } => Due::Never,
+            Standing::TooOld { .. } => Due::Already,
+        }
+    }
+
+    /// Supported through the horizon (or no end known).
+    fn lasts(&self, minor: Minor) -> bool {
+        self.end(minor) > Due::At(self.horizon_end)
+    }
+
+    /// Released minors (not planned, released by now) in `lo..=hi`, oldest first.
+    fn released(&self, lo: Minor, hi: Option<Minor>) -> Vec<Minor> {
+        self.calendar
+            .releases
+            .iter()
+            .filter(|r| !r.planned && start_of_day(r.released) <= self.now)
+            .map(|r| r.minor)
+            .filter(|m| *m >= lo && hi.is_none_or(|h| *m <= h))
+            .collect()
+    }
+
+    /// The oldest released minor in `lo..=hi` supported through the horizon, else the newest
+    /// released one (and whether it came to that).
+    fn target(&self, lo: Minor, hi: Option<Minor>) -> Option<(Minor, bool)> {
+        let released = self.released(lo, hi);
+        match released.iter().find(|m| self.lasts(**m)) {
+            Some(m) => Some((*m, false)),
+            None => released.last().map(|m| (*m, true)),
+        }
+    }
+}
+
+fn next_minor(m: Minor) -> Minor {
+    Minor { major: m.major, minor: m.minor.saturating_add(1) }
+}
+
+/// The control-plane and node-pool steps.
+pub(super) fn versions(
+    u: &Upgrades,
+    cal: &Calendar<'_>,
+    pools: &mut BTreeMap<&str, Pool>,
+    start: &[usize],
+    drafts: &mut Vec<Draft>,
+) {
+    let skew = u.max_kubelet_skew_minors;
+    let mut cp = u.control_plane;
+    // The control plane's target, and the step that reaches each minor.
+    let mut reached: BTreeMap<Minor, usize> = BTreeMap::new();
+    if let Some(c) = cp {
+        // A kubelet newer than the control plane: the control plane goes at least there, when
+        // that minor is released.
+        let newer =
+            pools.values().filter_map(Pool::newest).filter(|m| *m > c && !cal.released(*m, Some(*m)).is_empty()).max();
+        let floor = newer.unwrap_or(c).max(c);
+        let target = if cal.lasts(c) && floor == c { None } else { cal.target(floor, None) };
+        if let Some((target, newest_only)) = target.filter(|(t, _)| *t > c) {
+            let skew_reasons: Vec<Reason> = pools
+                .values()
+                .flat_map(|p| p.minors.iter().filter(|(m, _)| **m > c).flat_map(|(_, r)| r.iter()))
+                .filter(|r| r.rule == KUBELET_VERSION_SKEW)
+                .cloned()
+                .collect();
+            let path: Vec<Minor> =
+                std::iter::successors(Some(c), |m| Some(next_minor(*m))).take_while(|m| *m < target).collect();
+            let removed = u.upgrade_path_removed && path.iter().any(|m| cal.end(*m).by(cal.now));
+            if removed {
+                jump(c, target, newest_only, cal, pools, start, drafts);
+                return;
+            }
+            let mut prev = start.to_vec();
+            let mut prev_due = Due::Already;
+            for from in path {
+                let to = next_minor(from);
+                let mut after = prev.clone();
+                // Pools that would fall out of skew move first, to the control plane's minor.
+                for (name, pool) in pools.iter_mut() {
+                    let Some(oldest) = pool.oldest() else { continue };
+                    if oldest.minors_behind(to) <= i64::from(skew) || oldest >= from {
+                        continue;
+                    }
+                    let mut reasons = vec![Reason {
+                        rule: KUBELET_VERSION_SKEW,
+                        subject: Subject::NodePool(name.to_string()),
+                        at: Due::Never,
+                    }];
+                    reasons[0].subject = pool.subject(name);
+                    let moved = std::mem::take(&mut pool.minors);
+                    reasons.extend(moved.into_values().flatten().filter(|r| r.at.by(cal.horizon_end)));
+                    pool.moved_to(name, from, cal);
+                    let note = Note { ahead_of: Some((to, skew)), ..image_note(pool, &mut reasons) };
+                    let waits = prev.iter().copied().chain(pool.last).collect();
+                    drafts.push(Draft {
+                        action: PlanAction::UpgradeNodePool,
+                        subject: Subject::NodePool(name.to_string()),
+                        from: Some(oldest),
+                        to: Some(from),
+                        reasons,
+                        redeploy: false,
+                        after: waits,
+                        note,
+                    });
+                    pool.last = Some(drafts.len() - 1);
+                    after.push(drafts.len() - 1);
+                }
+                let own = cal.end(from);
+                let mut reasons = vec![if own == Due::Never && from != c {
+                    // A minor the calendar does not know: leave it right after reaching it.
+                    Reason { rule: KUBERNETES_VERSION_UNKNOWN, subject: Subject::ControlPlane, at: prev_due }
+                } else {
+                    Reason { rule: KUBERNETES_VERSION_END_OF_SUPPORT, subject: Subject::ControlPlane, at: own }
+                }];
+                if to == target {
+                    reasons.extend(skew_reasons.iter().cloned());
+                }
+                prev_due = reasons[0].at;
+                let note = Note { newest_only: newest_only && to == target, ..Note::default() };
+                drafts.push(Draft {
+                    action: PlanAction::UpgradeControlPlane,
+                    subject: Subject::ControlPlane,
+                    from: Some(from),
+                    to: Some(to),
+                    reasons,
+                    redeploy: false,
+                    after,
+                    note,
+                });
+                prev = vec![drafts.len() - 1];
+                reached.insert(to, drafts.len() - 1);
+            }
+            cp = Some(target);
+        }
+    }
+    // Every pool to a minor that lasts, within the skew and not newer than the control plane.
+    for (name, pool) in pools.iter_mut() {
+        let (Some(oldest), Some(newest)) = (pool.oldest(), pool.newest()) else { continue };
+        let leaves = pool.minors.keys().any(|m| !cal.lasts(*m));
+        let out_of_skew = cp.is_some_and(|c| newest > c || oldest.minors_behind(c) > i64::from(skew));
+        if !leaves && !out_of_skew {
+            continue;
+        }
+        let mut lo = oldest;
+        if let Some(c) = cp {
+            lo = lo.max(Minor { major: c.major, minor: c.minor.saturating_sub(skew) });
+            if newest <= c {
+                lo = lo.max(newest);
+            }
+        }
+        let to = match cal.target(lo, cp) {
+            Some((m, _)) if cal.lasts(m) => m,
+            _ => match cp {
+                Some(c) => c,
+                None => match cal.target(lo, None) {
+                    Some((m, _)) => m,
+                    None => continue,
+                },
+            },
+        };
+        if pool.minors.len() == 1 && oldest == to {
+            continue;
+        }
+        let mut reasons: Vec<Reason> = std::mem::take(&mut pool.minors).into_values().flatten().collect();
+        reasons.retain(|r| r.at.by(cal.horizon_end));
+        if reasons.is_empty() {
+            // Out of skew with the control plane the plan leaves it at.
+            reasons.push(Reason { rule: KUBELET_VERSION_SKEW, subject: pool.subject(name), at: Due::Never });
+        }
+        pool.moved_to(name, to, cal);
+        let note = image_note(pool, &mut reasons);
+        // It waits for the control plane to reach its minor, and for its own earlier step.
+        let cp_step = reached.range(to..).next().map(|(_, i)| *i);
+        let after = start.iter().copied().chain(cp_step).chain(pool.last).collect();
+        drafts.push(Draft {
+            action: PlanAction::UpgradeNodePool,
+            subject: Subject::NodePool(name.to_string()),
+            from: Some(oldest),
+            to: Some(to),
+            reasons,
+            redeploy: false,
+            after,
+            note,
+        });
+        pool.last = Some(drafts.len() - 1);
+    }
+}
+
+/// A pool step lays down a new node image: it takes over the pool's image reasons.
+fn image_note(pool: &mut Pool, reasons: &mut Vec<Reason>) -> Note {
+    let image = !pool.image.is_empty();
+    reasons.append(&mut pool.image);
+    Note { image, replace_nodes: pool.replace_nodes, ..Note::default() }
+}
+
+/// The incremental path is gone: the control plane and every pool go to `target` at once.
+fn jump(
+    c: Minor,
+    target: Minor,
+    newest_only: bool,
+    cal: &Calendar<'_>,
+    pools: &mut BTreeMap<&str, Pool>,
+    start: &[usize],
+    drafts: &mut Vec<Draft>,
+) {
+    let mut reasons =
+        vec![Reason { rule: KUBERNETES_VERSION_END_OF_SUPPORT, subject: Subject::ControlPlane, at: cal.end(c) }];
+    let (mut image, mut replace_nodes) = (false, false);
+    for (name, pool) in pools.iter_mut() {
+        if pool.minors.is_empty() || (pool.minors.len() == 1 && pool.oldest() == Some(target)) {
+            continue;
+        }
+        let moved = std::mem::take(&mut pool.minors);
+        reasons.extend(moved.into_values().flatten().filter(|r| r.at.by(cal.horizon_end)));
+        pool.moved_to(name, target, cal);
+        image |= !pool.image.is_empty();
+        replace_nodes |= pool.replace_nodes;
+        reasons.append(&mut pool.image);
+    }
+    drafts.push(Draft {
+        action: PlanAction::UpgradeCluster,
+        subject: Subject::Cluster,
+        from: Some(c),
+        to: Some(target),
+        reasons,
+        redeploy: true,
+        after: start.to_vec(),
+        note: Note { image, replace_nodes, newest_only, ..Note::default() },
+    });
+}
