@@ -458,4 +458,15 @@ proptest! {
         let e = evaluate(&spec, &snap, now);
         prop_assert!(e.plan.is_empty(), "{:?}", shape(&e.plan));
     }
+
+    /// The plan is part of the status: with every horizon, skew and path setting, the status
+    /// is the same until the instant the operator re-evaluates at.
+    #[test]
+    fn the_plan_changes_only_when_the_engine_says((spec, snap, now) in arb_case()) {
+        let e = evaluate(&spec, &snap, now);
+        let status = crate::policy::report::report(&e, None, Some(1), now);
+        let until = e.next_change.map(|t| t - SEC).unwrap_or(now + TimeDelta::days(3650));
+        let later = crate::policy::report::report(&evaluate(&spec, &snap, until), Some(&status), Some(1), until);
+        prop_assert_eq!(later.plan, status.plan);
+    }
 }

@@ -231,6 +231,30 @@ mod tests {
     }
 
     #[test]
+    fn plan_steps_are_bounded_and_the_cut_is_counted() {
+        let step = |i: u32| outcome::Step {
+            action: crate::crd::v1alpha1::PlanAction::RefreshNodeImage,
+            subject: Subject::NodePool(format!("p{i}")),
+            from: None,
+            to: None,
+            by: outcome::Due::At(parse_rfc3339("2026-12-01T00:00:00Z").unwrap()),
+            prevents: outcome::Reason {
+                rule: RuleId::new("NodeImageOutdated"),
+                subject: Subject::NodePool(format!("p{i}")),
+                at: outcome::Due::Already,
+            },
+            redeploy: false,
+            message: "m".repeat(3000),
+        };
+        let eval = Evaluation { plan: (0..70).map(step).collect(), ..Default::default() };
+        let r = report(&eval, None, Some(1), parse_rfc3339("2026-11-25T00:00:00Z").unwrap());
+        assert_eq!((r.plan.len(), r.plan_omitted), (MAX_PLAN_STEPS, 20));
+        assert_eq!(r.plan[49].subject, "NodePool/p49", "the first steps are kept, in order");
+        assert_eq!(r.plan[0].message.chars().count(), MESSAGE_CHARS, "messages are capped");
+        assert_eq!(r.plan[0].prevents.at, None, "due already: no instant");
+    }
+
+    #[test]
     fn transition_time_moves_only_when_the_status_flips() {
         let t0 = parse_rfc3339("2026-11-01T00:00:00Z").unwrap();
         let t1 = parse_rfc3339("2026-11-02T00:00:00Z").unwrap();
