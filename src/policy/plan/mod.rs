@@ -14,6 +14,8 @@
 
 mod build;
 #[cfg(test)]
+mod replay;
+#[cfg(test)]
 mod tests;
 mod text;
 mod versions;

@@ -118,121 +118,169 @@ pub(super) fn versions(
     start: &[usize],
     drafts: &mut Vec<Draft>,
 ) {
-    let skew = u.max_kubelet_skew_minors;
+    let mut steps = Steps { cal, skew: u.max_kubelet_skew_minors, start, drafts };
     let mut cp = u.control_plane;
-    // The control plane's target, and the step that reaches each minor.
-    let mut reached: BTreeMap<Minor, usize> = BTreeMap::new();
+    let mut reached = BTreeMap::new();
     if let Some(c) = cp {
+        match steps.control_plane(u, c, pools) {
+            Path::Jumped => return,
+            Path::Stays => {}
+            Path::Steps(target, steps_to) => (cp, reached) = (Some(target), steps_to),
+        }
+    }
+    for (name, pool) in pools.iter_mut() {
+        steps.settle(name, pool, cp, &reached);
+    }
+}
+
+/// Where the control plane goes.
+enum Path {
+    /// Nowhere: its minor lasts (or there is nothing better).
+    Stays,
+    /// To the target, with the step that reaches each minor.
+    Steps(Minor, BTreeMap<Minor, usize>),
+    /// With every pool, in one step.
+    Jumped,
+}
+
+/// What the version steps are drafted with.
+struct Steps<'a, 'c> {
+    cal: &'a Calendar<'c>,
+    skew: u32,
+    start: &'a [usize],
+    drafts: &'a mut Vec<Draft>,
+}
+
+impl Steps<'_, '_> {
+    fn push(&mut self, draft: Draft) -> usize {
+        self.drafts.push(draft);
+        self.drafts.len() - 1
+    }
+
+    /// The control plane from `c` to its target, one minor at a time (pools that would fall
+    /// out of skew moving first), or in one jump where the path is removed.
+    fn control_plane(&mut self, u: &Upgrades, c: Minor, pools: &mut BTreeMap<&str, Pool>) -> Path {
+        let cal = self.cal;
         // A kubelet newer than the control plane: the control plane goes at least there, when
         // that minor is released.
         let newer =
             pools.values().filter_map(Pool::newest).filter(|m| *m > c && !cal.released(*m, Some(*m)).is_empty()).max();
         let floor = newer.unwrap_or(c).max(c);
-        let target = if cal.lasts(c) && floor == c { None } else { cal.target(floor, None) };
-        if let Some((target, newest_only)) = target.filter(|(t, _)| *t > c) {
-            let skew_reasons: Vec<Reason> = pools
-                .values()
-                .flat_map(|p| p.minors.iter().filter(|(m, _)| **m > c).flat_map(|(_, r)| r.iter()))
-                .filter(|r| r.rule == KUBELET_VERSION_SKEW)
-                .cloned()
-                .collect();
-            let path: Vec<Minor> =
-                std::iter::successors(Some(c), |m| Some(next_minor(*m))).take_while(|m| *m < target).collect();
-            let removed = u.upgrade_path_removed && path.iter().any(|m| cal.end(*m).by(cal.now));
-            if removed {
-                jump(c, target, newest_only, cal, pools, start, drafts);
-                return;
-            }
-            let mut prev = start.to_vec();
-            let mut prev_due = Due::Already;
-            for from in path {
-                let to = next_minor(from);
-                let mut after = prev.clone();
-                // Pools that would fall out of skew move first, to the control plane's minor.
-                for (name, pool) in pools.iter_mut() {
-                    let Some(oldest) = pool.oldest() else { continue };
-                    if oldest.minors_behind(to) <= i64::from(skew) || oldest >= from {
-                        continue;
-                    }
-                    let mut reasons = vec![Reason {
-                        rule: KUBELET_VERSION_SKEW,
-                        subject: Subject::NodePool(name.to_string()),
-                        at: Due::Never,
-                    }];
-                    reasons[0].subject = pool.subject(name);
-                    let moved = std::mem::take(&mut pool.minors);
-                    reasons.extend(moved.into_values().flatten().filter(|r| r.at.by(cal.horizon_end)));
-                    pool.moved_to(name, from, cal);
-                    let note = Note { ahead_of: Some((to, skew)), ..image_note(pool, &mut reasons) };
-                    let waits = prev.iter().copied().chain(pool.last).collect();
-                    drafts.push(Draft {
-                        action: PlanAction::UpgradeNodePool,
-                        subject: Subject::NodePool(name.to_string()),
-                        from: Some(oldest),
-                        to: Some(from),
-                        reasons,
-                        redeploy: false,
-                        after: waits,
-                        note,
-                    });
-                    pool.last = Some(drafts.len() - 1);
-                    after.push(drafts.len() - 1);
-                }
-                let own = cal.end(from);
-                let mut reasons = vec![if own == Due::Never && from != c {
-                    // A minor the calendar does not know: leave it right after reaching it.
-                    Reason { rule: KUBERNETES_VERSION_UNKNOWN, subject: Subject::ControlPlane, at: prev_due }
-                } else {
-                    Reason { rule: KUBERNETES_VERSION_END_OF_SUPPORT, subject: Subject::ControlPlane, at: own }
-                }];
-                if to == target {
-                    reasons.extend(skew_reasons.iter().cloned());
-                }
-                prev_due = reasons[0].at;
-                let note = Note { newest_only: newest_only && to == target, ..Note::default() };
-                drafts.push(Draft {
-                    action: PlanAction::UpgradeControlPlane,
-                    subject: Subject::ControlPlane,
-                    from: Some(from),
-                    to: Some(to),
-                    reasons,
-                    redeploy: false,
-                    after,
-                    note,
-                });
-                prev = vec![drafts.len() - 1];
-                reached.insert(to, drafts.len() - 1);
-            }
-            cp = Some(target);
+        if cal.lasts(c) && floor == c {
+            return Path::Stays;
         }
+        let Some((target, newest_only)) = cal.target(floor, None).filter(|(t, _)| *t > c) else { return Path::Stays };
+        let path: Vec<Minor> =
+            std::iter::successors(Some(c), |m| Some(next_minor(*m))).take_while(|m| *m < target).collect();
+        if u.upgrade_path_removed && path.iter().any(|m| cal.end(*m).by(cal.now)) {
+            self.jump(c, target, newest_only, pools);
+            return Path::Jumped;
+        }
+        // Kubelets newer than the control plane are in skew once it reaches the target.
+        let newer_kubelets: Vec<Reason> = pools
+            .values()
+            .flat_map(|p| p.minors.iter().filter(|(m, _)| **m > c).flat_map(|(_, r)| r.iter()))
+            .filter(|r| r.rule == KUBELET_VERSION_SKEW)
+            .cloned()
+            .collect();
+        let mut reached = BTreeMap::new();
+        let mut prev = self.start.to_vec();
+        let mut prev_due = Due::Already;
+        for from in path {
+            let to = next_minor(from);
+            let mut after = prev.clone();
+            for (name, pool) in pools.iter_mut() {
+                let oldest = pool.oldest().filter(|o| *o < from && o.minors_behind(to) > i64::from(self.skew));
+                if let Some(oldest) = oldest {
+                    after.push(self.move_ahead(name, pool, oldest, from, to, &prev));
+                }
+            }
+            let own = cal.end(from);
+            let mut reasons = vec![if own == Due::Never && from != c {
+                // A minor the calendar does not know: leave it right after reaching it.
+                Reason { rule: KUBERNETES_VERSION_UNKNOWN, subject: Subject::ControlPlane, at: prev_due }
+            } else {
+                Reason { rule: KUBERNETES_VERSION_END_OF_SUPPORT, subject: Subject::ControlPlane, at: own }
+            }];
+            if to == target {
+                reasons.extend(newer_kubelets.iter().cloned());
+            }
+            prev_due = reasons[0].at;
+            let i = self.push(Draft {
+                action: PlanAction::UpgradeControlPlane,
+                subject: Subject::ControlPlane,
+                from: Some(from),
+                to: Some(to),
+                reasons,
+                redeploy: false,
+                after,
+                note: Note { newest_only: newest_only && to == target, ..Note::default() },
+            });
+            prev = vec![i];
+            reached.insert(to, i);
+        }
+        Path::Steps(target, reached)
     }
-    // Every pool to a minor that lasts, within the skew and not newer than the control plane.
-    for (name, pool) in pools.iter_mut() {
-        let (Some(oldest), Some(newest)) = (pool.oldest(), pool.newest()) else { continue };
+
+    /// A pool whose oldest kubelet would fall out of skew when the control plane goes to `to`
+    /// moves first, to the control plane's minor `from` (as far as it can go).
+    fn move_ahead(
+        &mut self,
+        name: &str,
+        pool: &mut Pool,
+        oldest: Minor,
+        from: Minor,
+        to: Minor,
+        prev: &[usize],
+    ) -> usize {
+        let mut reasons = vec![Reason { rule: KUBELET_VERSION_SKEW, subject: pool.subject(name), at: Due::Never }];
+        let moved = std::mem::take(&mut pool.minors);
+        reasons.extend(moved.into_values().flatten().filter(|r| r.at.by(self.cal.horizon_end)));
+        pool.moved_to(name, from, self.cal);
+        let note = Note { ahead_of: Some((to, self.skew)), ..image_note(pool, &mut reasons) };
+        let i = self.push(Draft {
+            action: PlanAction::UpgradeNodePool,
+            subject: Subject::NodePool(name.to_string()),
+            from: Some(oldest),
+            to: Some(from),
+            reasons,
+            redeploy: false,
+            after: prev.iter().copied().chain(pool.last).collect(),
+            note,
+        });
+        pool.last = Some(i);
+        i
+    }
+
+    /// A pool whose kubelets leave support within the horizon, or are newer than the control
+    /// plane `cp` or too far behind it, moves to the oldest released minor that lasts, within
+    /// the skew, not older than its newest node and not newer than the control plane (else the
+    /// control plane's minor). It waits for the control-plane step that reaches that minor.
+    fn settle(&mut self, name: &str, pool: &mut Pool, cp: Option<Minor>, reached: &BTreeMap<Minor, usize>) {
+        let cal = self.cal;
+        let (Some(oldest), Some(newest)) = (pool.oldest(), pool.newest()) else { return };
         let leaves = pool.minors.keys().any(|m| !cal.lasts(*m));
-        let out_of_skew = cp.is_some_and(|c| newest > c || oldest.minors_behind(c) > i64::from(skew));
+        let out_of_skew = cp.is_some_and(|c| newest > c || oldest.minors_behind(c) > i64::from(self.skew));
         if !leaves && !out_of_skew {
-            continue;
+            return;
         }
         let mut lo = oldest;
         if let Some(c) = cp {
-            lo = lo.max(Minor { major: c.major, minor: c.minor.saturating_sub(skew) });
+            lo = lo.max(Minor { major: c.major, minor: c.minor.saturating_sub(self.skew) });
             if newest <= c {
                 lo = lo.max(newest);
             }
         }
-        let to = match cal.target(lo, cp) {
-            Some((m, _)) if cal.lasts(m) => m,
-            _ => match cp {
-                Some(c) => c,
-                None => match cal.target(lo, None) {
-                    Some((m, _)) => m,
-                    None => continue,
-                },
+        let to = match (cal.target(lo, cp), cp) {
+            (Some((m, _)), _) if cal.lasts(m) => m,
+            (_, Some(c)) => c,
+            (_, None) => match cal.target(lo, None) {
+                Some((m, _)) => m,
+                None => return,
             },
         };
         if pool.minors.len() == 1 && oldest == to {
-            continue;
+            return;
         }
         let mut reasons: Vec<Reason> = std::mem::take(&mut pool.minors).into_values().flatten().collect();
         reasons.retain(|r| r.at.by(cal.horizon_end));
@@ -242,20 +290,47 @@ pub(super) fn versions(
         }
         pool.moved_to(name, to, cal);
         let note = image_note(pool, &mut reasons);
-        // It waits for the control plane to reach its minor, and for its own earlier step.
         let cp_step = reached.range(to..).next().map(|(_, i)| *i);
-        let after = start.iter().copied().chain(cp_step).chain(pool.last).collect();
-        drafts.push(Draft {
+        let i = self.push(Draft {
             action: PlanAction::UpgradeNodePool,
             subject: Subject::NodePool(name.to_string()),
             from: Some(oldest),
             to: Some(to),
             reasons,
             redeploy: false,
-            after,
+            after: self.start.iter().copied().chain(cp_step).chain(pool.last).collect(),
             note,
         });
-        pool.last = Some(drafts.len() - 1);
+        pool.last = Some(i);
+    }
+
+    /// The incremental path is gone: the control plane and every pool go to `target` at once.
+    fn jump(&mut self, c: Minor, target: Minor, newest_only: bool, pools: &mut BTreeMap<&str, Pool>) {
+        let cal = self.cal;
+        let mut reasons =
+            vec![Reason { rule: KUBERNETES_VERSION_END_OF_SUPPORT, subject: Subject::ControlPlane, at: cal.end(c) }];
+        let (mut image, mut replace_nodes) = (false, false);
+        for (name, pool) in pools.iter_mut() {
+            if pool.minors.is_empty() || (pool.minors.len() == 1 && pool.oldest() == Some(target)) {
+                continue;
+            }
+            let moved = std::mem::take(&mut pool.minors);
+            reasons.extend(moved.into_values().flatten().filter(|r| r.at.by(cal.horizon_end)));
+            pool.moved_to(name, target, cal);
+            image |= !pool.image.is_empty();
+            replace_nodes |= pool.replace_nodes;
+            reasons.append(&mut pool.image);
+        }
+        self.push(Draft {
+            action: PlanAction::UpgradeCluster,
+            subject: Subject::Cluster,
+            from: Some(c),
+            to: Some(target),
+            reasons,
+            redeploy: true,
+            after: self.start.to_vec(),
+            note: Note { image, replace_nodes, newest_only, ..Note::default() },
+        });
     }
 }
 
@@ -264,40 +339,4 @@ fn image_note(pool: &mut Pool, reasons: &mut Vec<Reason>) -> Note {
     let image = !pool.image.is_empty();
     reasons.append(&mut pool.image);
     Note { image, replace_nodes: pool.replace_nodes, ..Note::default() }
-}
-
-/// The incremental path is gone: the control plane and every pool go to `target` at once.
-fn jump(
-    c: Minor,
-    target: Minor,
-    newest_only: bool,
-    cal: &Calendar<'_>,
-    pools: &mut BTreeMap<&str, Pool>,
-    start: &[usize],
-    drafts: &mut Vec<Draft>,
-) {
-    let mut reasons =
-        vec![Reason { rule: KUBERNETES_VERSION_END_OF_SUPPORT, subject: Subject::ControlPlane, at: cal.end(c) }];
-    let (mut image, mut replace_nodes) = (false, false);
-    for (name, pool) in pools.iter_mut() {
-        if pool.minors.is_empty() || (pool.minors.len() == 1 && pool.oldest() == Some(target)) {
-            continue;
-        }
-        let moved = std::mem::take(&mut pool.minors);
-        reasons.extend(moved.into_values().flatten().filter(|r| r.at.by(cal.horizon_end)));
-        pool.moved_to(name, target, cal);
-        image |= !pool.image.is_empty();
-        replace_nodes |= pool.replace_nodes;
-        reasons.append(&mut pool.image);
-    }
-    drafts.push(Draft {
-        action: PlanAction::UpgradeCluster,
-        subject: Subject::Cluster,
-        from: Some(c),
-        to: Some(target),
-        reasons,
-        redeploy: true,
-        after: start.to_vec(),
-        note: Note { image, replace_nodes, newest_only, ..Note::default() },
-    });
 }
