@@ -122,7 +122,7 @@ fn groups(signals: &[Signal]) -> BTreeMap<RuleId, Vec<Group<'_>>> {
 }
 
 /// Every step, each after those it waits on.
-pub(super) fn drafts(input: &Input<'_>) -> Vec<Draft> {
+pub(super) fn drafts(input: &Input<'_>, cal: Option<&Calendar<'_>>) -> Vec<Draft> {
     let groups = groups(input.signals);
     let group_of = |rule: RuleId| groups.get(&rule).map(Vec::as_slice).unwrap_or_default();
     let horizon_end = plus_days(input.now, input.horizon_days);
@@ -156,7 +156,9 @@ pub(super) fn drafts(input: &Input<'_>) -> Vec<Draft> {
             if let (Some(pool), Some(Cause::Minor(m))) = (g.pool, g.cause) {
                 let p = pools.entry(pool).or_default();
                 p.minors.entry(*m).or_default().push(g.reason(rule));
-                p.nodes.extend(g.members.iter().map(|s| s.subject.clone()));
+                for s in &g.members {
+                    p.has_node(&s.subject);
+                }
             }
         }
     }
@@ -169,9 +171,8 @@ pub(super) fn drafts(input: &Input<'_>) -> Vec<Draft> {
         }
     }
 
-    if let Some(upgrades) = input.upgrades {
-        let cal = Calendar { calendar: &upgrades.calendar, now: input.now, horizon_end };
-        versions(upgrades, &cal, &mut pools, &start, &mut drafts);
+    if let (Some(upgrades), Some(cal)) = (input.upgrades, cal) {
+        versions(upgrades, cal, &mut pools, &start, &mut drafts);
     }
 
     // Image refreshes of pools no step upgrades.

@@ -25,8 +25,8 @@ use chrono::{DateTime, Utc};
 use super::outcome::{Due, Step};
 use super::rules::Upgrades;
 use super::signal::Signal;
-use crate::calendar::Standing;
-use crate::time::{minus_days, start_of_day};
+use crate::time::{minus_days, plus_days};
+use versions::Calendar;
 
 /// What the plan reads.
 pub(super) struct Input<'a> {
@@ -51,7 +51,9 @@ pub(super) struct Planned {
 
 /// The plan of a cluster at `input.now`.
 pub(super) fn plan(input: &Input<'_>) -> Planned {
-    let drafts = build::drafts(input);
+    let horizon_end = plus_days(input.now, input.horizon_days);
+    let calendar = input.upgrades.map(|u| Calendar::new(&u.calendar, input.now, horizon_end));
+    let drafts = build::drafts(input, calendar.as_ref());
     let n = drafts.len();
     // Own due: the earliest reason. Then, from the last step back, the earliest of its own and
     // of every step that waits on it (those come later in the drafts).
@@ -78,21 +80,16 @@ pub(super) fn plan(input: &Input<'_>) -> Planned {
             text::step(&drafts[i], by, waiting, input)
         })
         .collect();
-    Planned { steps, next_change: next_change(input) }
+    Planned { steps, next_change: next_change(input, calendar.as_ref()) }
 }
 
 /// The instants the plan compares `now` with (calendar releases and ends, signal steps), each
 /// also minus the horizon (it compares `now + horizon` with them too): the earliest after now.
-fn next_change(input: &Input<'_>) -> Option<DateTime<Utc>> {
-    let mut instants: Vec<DateTime<Utc>> =
-        input.signals.iter().flat_map(|s| s.steps.iter().map(|(at, _)| *at)).collect();
-    if let Some(u) = input.upgrades {
-        for r in &u.calendar.releases {
-            instants.push(start_of_day(r.released));
-            if let Standing::Known { end: Some(end), .. } = u.calendar.standing(r.minor) {
-                instants.push(end);
-            }
-        }
-    }
-    instants.into_iter().flat_map(|t| [t, minus_days(t, input.horizon_days)]).filter(|t| *t > input.now).min()
+fn next_change(input: &Input<'_>, calendar: Option<&Calendar<'_>>) -> Option<DateTime<Utc>> {
+    let signals = input.signals.iter().flat_map(|s| s.steps.iter().map(|(at, _)| *at));
+    signals
+        .chain(calendar.into_iter().flat_map(Calendar::instants))
+        .flat_map(|t| [t, minus_days(t, input.horizon_days)])
+        .filter(|t| *t > input.now)
+        .min()
 }

@@ -6,12 +6,12 @@
 //! oldest kubelet would fall more than `maxKubeletSkewMinors` behind moves to the control
 //! plane's current minor. Then every pool that needs it moves to its own target.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 
 use super::build::{Draft, Note};
-use crate::calendar::{Standing, SupportCalendar};
+use crate::calendar::SupportCalendar;
 use crate::crd::v1alpha1::PlanAction;
 use crate::policy::ids::Subject;
 use crate::policy::outcome::{Due, Reason};
@@ -31,8 +31,11 @@ pub(super) struct Pool {
     pub image: Vec<Reason>,
     /// Its image age comes from node creation: a new image means new nodes.
     pub replace_nodes: bool,
-    /// Its nodes with a kubelet the version rules read (for a finding's subject).
-    pub nodes: BTreeSet<Subject>,
+    /// Its node with a kubelet the version rules read, while it has only one (a finding about
+    /// one node names the node).
+    only_node: Option<Subject>,
+    /// It has more than one.
+    many_nodes: bool,
     /// Its last step.
     last: Option<usize>,
 }
@@ -52,30 +55,53 @@ impl Pool {
         self.minors = BTreeMap::from([(minor, vec![leaves])]);
     }
 
+    /// A node with a kubelet the version rules read.
+    pub fn has_node(&mut self, node: &Subject) {
+        match &self.only_node {
+            None if !self.many_nodes => self.only_node = Some(node.clone()),
+            Some(only) if only != node => (self.only_node, self.many_nodes) = (None, true),
+            _ => {}
+        }
+    }
+
     /// The subject of a finding about all its nodes: the node when it has one.
     fn subject(&self, name: &str) -> Subject {
-        match (self.nodes.len(), self.nodes.first()) {
-            (1, Some(node)) => node.clone(),
-            _ => Subject::NodePool(name.to_string()),
+        match &self.only_node {
+            Some(node) => node.clone(),
+            None => Subject::NodePool(name.to_string()),
         }
     }
 }
 
-/// The calendar read against now and the horizon.
+/// The calendar read against now and the horizon, with the end of every minor it lists worked
+/// out once.
 pub(super) struct Calendar<'a> {
     pub calendar: &'a SupportCalendar,
     pub now: DateTime<Utc>,
     pub horizon_end: DateTime<Utc>,
+    ends: BTreeMap<Minor, Due>,
 }
 
-impl Calendar<'_> {
+impl<'a> Calendar<'a> {
+    pub fn new(calendar: &'a SupportCalendar, now: DateTime<Utc>, horizon_end: DateTime<Utc>) -> Self {
+        let ends =
+            calendar.releases.iter().map(|r| (r.minor, calendar.end_of(r.minor).map_or(Due::Never, Due::At))).collect();
+        Calendar { calendar, now, horizon_end, ends }
+    }
+
+    /// The instants the calendar is read at: its releases and its ends.
+    pub fn instants(&self) -> impl Iterator<Item = DateTime<Utc>> + '_ {
+        let released = self.calendar.releases.iter().map(|r| start_of_day(r.released));
+        released.chain(self.ends.values().filter_map(|e| e.instant()))
+    }
+
     /// When `minor` leaves support: `Already` when older than the calendar, `Never` when the
     /// calendar gives no end.
-    fn end(&self, minor: Minor) -> Due {
-        match self.calendar.standing(minor) {
-            Standing::Known { end: Some(end), .. } => Due::At(end),
-            Standing::Known { end: None, .. } | Standing::Unknown { .. } => Due::Never,
-            Standing::TooOld { .. } => Due::Already,
+    pub fn end(&self, minor: Minor) -> Due {
+        match (self.ends.get(&minor), self.ends.keys().next()) {
+            (Some(end), _) => *end,
+            (None, Some(oldest)) if minor < *oldest => Due::Already,
+            (None, _) => Due::Never,
         }
     }
 

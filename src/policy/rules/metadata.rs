@@ -4,7 +4,7 @@
 //! label the platform sets alike on a whole pool differs from the rest of the pool. Grouped
 //! per pool and cause like the other node rules.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use super::{pool_of, Family, Input, Output, Rules};
@@ -14,6 +14,9 @@ use crate::policy::settings::{Errors, PolicyError};
 use crate::policy::signal::{Cause, Fact, Signal, Who};
 use crate::snapshot::NodeField;
 use crate::text::snippet;
+
+/// At most this many system labels (the schema says so too).
+const MAX_LABELS: usize = 64;
 
 /// A system label missing from a node, or changed on some nodes of a pool.
 pub(crate) const SYSTEM_METADATA_CHANGED: RuleId = RuleId::new("SystemMetadataChanged");
@@ -76,6 +79,9 @@ impl TryFrom<SystemMetadataSpec> for MetadataRules {
         if s.labels.is_empty() {
             errors.push("spec.systemMetadata.labels", "name at least one label (or set enabled: false)");
         }
+        if s.labels.len() > MAX_LABELS {
+            errors.push("spec.systemMetadata.labels", format!("{} labels are more than {MAX_LABELS}", s.labels.len()));
+        }
         let mut seen = BTreeSet::new();
         for (i, l) in s.labels.iter().enumerate() {
             let field = format!("spec.systemMetadata.labels[{i}].key");
@@ -100,17 +106,28 @@ impl Rules for MetadataRules {
         let nodes: Vec<_> =
             input.nodes.iter().filter(|n| !n.problems.iter().any(|p| p.field == NodeField::Labels)).collect();
         // A node lacking labels: one signal naming them all, grouped with the pool's nodes that
-        // lack the same ones.
+        // lack the same ones. Nodes share the cause and the words of the same missing set (a
+        // bit per label: at most 64 labels, as the schema says).
+        let mut shared: HashMap<u64, (Cause, Arc<MetadataFact>)> = HashMap::new();
         for node in &nodes {
-            let missing: Vec<&str> =
-                self.labels.iter().map(|(k, _)| k.as_str()).filter(|k| !node.labels.contains_key(*k)).collect();
-            if !missing.is_empty() {
-                let cause = Cause::Value(format!("missing {}", missing.join(" ")));
-                let fact = Arc::new(MetadataFact::Missing(missing.iter().map(|k| k.to_string()).collect()));
-                out.signals.push(
-                    Signal::node(SYSTEM_METADATA_CHANGED, &node.name, pool_of(node), cause, fact).base(self.severity),
-                );
+            let missing = self
+                .labels
+                .iter()
+                .enumerate()
+                .filter(|(_, (k, _))| !node.labels.contains_key(k.as_str()))
+                .fold(0u64, |set, (i, _)| set | 1u64.checked_shl(i as u32).unwrap_or(0));
+            if missing == 0 {
+                continue;
             }
+            let (cause, fact) = shared.entry(missing).or_insert_with(|| {
+                let keys: Vec<String> = (0..self.labels.len().min(64))
+                    .filter(|i| missing & (1 << i) != 0)
+                    .map(|i| self.labels[i].0.clone())
+                    .collect();
+                (Cause::Value(format!("missing {}", keys.join(" "))), Arc::new(MetadataFact::Missing(keys)))
+            });
+            let signal = Signal::node(SYSTEM_METADATA_CHANGED, &node.name, pool_of(node), cause.clone(), fact.clone());
+            out.signals.push(signal.base(self.severity));
         }
         for (key, _) in self.labels.iter().filter(|(_, uniform)| *uniform) {
             // Per pool: each value and the nodes that carry it.
@@ -325,6 +342,24 @@ mod tests {
             "{err:?}"
         );
         assert!(err[3].starts_with("spec.systemMetadata.labels[4].key"), "{err:?}");
+    }
+
+    #[test]
+    fn sixty_four_labels_are_checked_and_sixty_five_are_refused() {
+        let labels =
+            |n: usize| (0..n).map(|i| SystemLabelSpec { key: format!("example.com/l{i}"), uniform_in_pool: None });
+        let mut s = spec(Platform::Custom);
+        s.system_metadata = Some(SystemMetadataSpec { labels: labels(64).collect(), ..Default::default() });
+        let mut n = node("a");
+        for l in labels(63) {
+            n.0.labels.insert(l.key, "x".into());
+        }
+        let e = evaluate(&s, &cluster("v1.35.1", vec![n]), at("2026-11-25"));
+        let f = e.findings.iter().find(|f| f.rule == RULE).expect("the 64th label is missing");
+        assert!(f.message.starts_with("Node a lacks the label example.com/l63,"), "{}", f.message);
+        s.system_metadata = Some(SystemMetadataSpec { labels: labels(65).collect(), ..Default::default() });
+        let err = Policy::resolve(&s).unwrap_err();
+        assert_eq!(err[0].to_string(), "spec.systemMetadata.labels: 65 labels are more than 64");
     }
 
     #[test]
