@@ -48,6 +48,8 @@ enum Domain {
     NotReady,
     ClusterStopped,
     Heartbeat,
+    PlanSteps,
+    PlanDeadline,
 }
 
 impl Default for Metrics {
@@ -156,6 +158,22 @@ impl Metrics {
                 Domain::Heartbeat,
                 gauge("support_heartbeat_timestamp_seconds", "Last renewal of a heartbeat Lease.", &["policy", "name"]),
             ),
+            (
+                Domain::PlanSteps,
+                gauge(
+                    "support_plan_steps",
+                    "Steps of the upgrade plan that keeps the cluster supported through the plan horizon.",
+                    &["policy"],
+                ),
+            ),
+            (
+                Domain::PlanDeadline,
+                gauge(
+                    "support_plan_first_step_deadline_timestamp_seconds",
+                    "Do the plan's first step before this instant (only while the plan has a step with a date).",
+                    &["policy", "action"],
+                ),
+            ),
         ];
         registry.register(Box::new(reconcile_duration.clone())).expect("unique metric");
         registry.register(Box::new(reconcile_errors.clone())).expect("unique metric");
@@ -225,6 +243,10 @@ impl Metrics {
         }
         for (name, at) in &eval.samples.heartbeats {
             series.push((Domain::Heartbeat, vec![p.clone(), name.clone()], ts(*at)));
+        }
+        series.push((Domain::PlanSteps, vec![p.clone()], eval.plan.len() as f64));
+        if let Some((first, by)) = eval.plan.first().and_then(|s| Some((s, s.by.instant()?))) {
+            series.push((Domain::PlanDeadline, vec![p.clone(), first.action.as_str().into()], ts(by)));
         }
 
         let mut written = self.written.lock().unwrap_or_else(|e| e.into_inner());
@@ -296,7 +318,7 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crd::v1alpha1::{Platform, SupportPolicySpec};
+    use crate::crd::v1alpha1::{Platform, SupportPolicySpec, SystemMetadataSpec};
     use crate::snapshot::{ClusterSnapshot, NodeInfo, Readiness};
     use std::sync::Arc;
 
@@ -327,8 +349,10 @@ mod tests {
                 .collect(),
             ..Default::default()
         };
+        // (Bare nodes: the system labels are not what these tests are about.)
+        let system_metadata = Some(SystemMetadataSpec { enabled: Some(false), ..Default::default() });
         crate::policy::evaluate(
-            &SupportPolicySpec { platform: Platform::Aks, ..Default::default() },
+            &SupportPolicySpec { platform: Platform::Aks, system_metadata, ..Default::default() },
             &snap,
             crate::time::parse_rfc3339("2026-11-25T00:00:00Z").unwrap(),
         )
@@ -349,6 +373,28 @@ mod tests {
         let exported: BTreeSet<String> = m.registry.gather().iter().map(|f| f.name().to_string()).collect();
         let exported: BTreeSet<&str> = exported.iter().map(String::as_str).collect();
         assert_eq!(listed, exported, "README Metrics table vs /metrics");
+    }
+
+    /// The plan is its step count and the date of its first step.
+    #[test]
+    fn the_plan_is_exported_as_its_step_count_and_first_deadline() {
+        let m = Metrics::new();
+        let e = eval(&[("a", true)]);
+        // The image of 2026-11-18 leaves support on 2027-02-16, within the 90-day horizon.
+        assert_eq!(e.plan.len(), 1);
+        m.record("p", &e);
+        let text = m.encode();
+        assert!(text.contains(r#"support_plan_steps{policy="p"} 1"#), "{text}");
+        let by = crate::time::parse_rfc3339("2027-02-16T00:00:00Z").unwrap().timestamp();
+        let want = format!(
+            r#"support_plan_first_step_deadline_timestamp_seconds{{action="RefreshNodeImage",policy="p"}} {by}"#
+        );
+        assert!(text.contains(&want), "{text}");
+        // Nothing to do: no step, no deadline.
+        m.record("p", &Evaluation::default());
+        let text = m.encode();
+        assert!(text.contains(r#"support_plan_steps{policy="p"} 0"#), "{text}");
+        assert!(!text.contains("support_plan_first_step_deadline_timestamp_seconds{"), "{text}");
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use anstyle::{AnsiColor, Style};
 use chrono::{DateTime, Utc};
 
-use crate::crd::v1alpha1::{Platform, Severity, SupportReport, SupportState, Transition, Verdict};
+use crate::crd::v1alpha1::{PlanStep, Platform, Severity, SupportReport, SupportState, Transition, Verdict};
 use crate::policy::evaluate::HORIZON_DAYS;
 use crate::time::{format, when as short};
 
@@ -130,6 +130,54 @@ pub fn render(policy: &str, platform: Platform, status: &SupportReport, now: Dat
         let _ = writeln!(out, "  no transition");
     } else {
         out.push_str(&timeline(&status.upcoming, now, &p));
+    }
+
+    let total = status.plan.len() + status.plan_omitted as usize;
+    let _ =
+        writeln!(out, "\n{}", p.bold(&format!("Plan ({total} step{}, in order)", if total == 1 { "" } else { "s" })));
+    if status.plan.is_empty() {
+        let _ = writeln!(out, "  nothing to do: the cluster stays supported through the plan horizon");
+    } else {
+        out.push_str(&plan(&status.plan, now, &p));
+    }
+    if status.plan_omitted > 0 {
+        let _ = writeln!(out, "  … {} more steps not shown (the status keeps the first 50)", status.plan_omitted);
+    }
+    out
+}
+
+/// The plan: one aligned line per step (number, date, action, subject, versions), then its
+/// message.
+fn plan(steps: &[PlanStep], now: DateTime<Utc>, p: &Painter) -> String {
+    let rows: Vec<Vec<String>> = steps
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let by = match s.by {
+                Some(t) if t > now => format!("{} ({})", short(t), relative(t, now)),
+                Some(t) => format!("now (overdue since {})", short(t)),
+                None => "now (overdue)".to_string(),
+            };
+            let versions = match (&s.from, &s.to) {
+                (Some(f), Some(t)) => format!("{f} → {t}"),
+                _ => String::new(),
+            };
+            vec![format!("{}.", i + 1), by, s.action.as_str().to_string(), s.subject.clone(), versions]
+        })
+        .collect();
+    let plain = columns(&rows, "  ");
+    let mut out = String::new();
+    for (line, s) in plain.lines().zip(steps) {
+        // Overdue steps in the colour of Unsupported, after alignment (escape codes have no width).
+        let line = match line.find("now (overdue") {
+            Some(i) if s.by.is_none_or(|t| t <= now) => {
+                let end = line[i..].find(')').map_or(line.len(), |e| i + e + 1);
+                format!("{}{}{}", &line[..i], p.severity(Severity::Unsupported, &line[i..end]), &line[end..])
+            }
+            _ => line.to_string(),
+        };
+        let _ = writeln!(out, "{line}");
+        let _ = writeln!(out, "      {}", s.message);
     }
     out
 }

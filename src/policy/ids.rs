@@ -45,6 +45,8 @@ pub enum Subject {
     ApiVersion(String),
     /// An attestation of the policy (`Attestation/<name>`).
     Attestation(String),
+    /// A minor's entry in the policy's release calendar (`Calendar/1.37`).
+    Calendar(String),
     /// The cluster as a whole (`Cluster/cluster`).
     Cluster,
     /// The API server (`ControlPlane/kube-apiserver`).
@@ -65,6 +67,7 @@ impl Subject {
         match self {
             Subject::ApiVersion(_) => "APIVersion",
             Subject::Attestation(_) => "Attestation",
+            Subject::Calendar(_) => "Calendar",
             Subject::Cluster => "Cluster",
             Subject::ControlPlane => "ControlPlane",
             Subject::Heartbeat(_) => "Heartbeat",
@@ -79,6 +82,7 @@ impl Subject {
         match self {
             Subject::ApiVersion(n)
             | Subject::Attestation(n)
+            | Subject::Calendar(n)
             | Subject::Heartbeat(n)
             | Subject::Node(n)
             | Subject::NodePool(n) => n,
@@ -105,6 +109,7 @@ mod tests {
         prop_oneof![
             name.prop_map(Subject::ApiVersion),
             name.prop_map(Subject::Attestation),
+            name.prop_map(Subject::Calendar),
             Just(Subject::Cluster),
             Just(Subject::ControlPlane),
             name.prop_map(Subject::Heartbeat),

@@ -6,8 +6,8 @@ use std::fmt;
 
 use kube::core::Selector;
 
-use super::rules::{Rules, FAMILIES};
-use super::settings::{Errors, PolicyError, Sources};
+use super::rules::{Rules, FAMILIES, POOL_LABELS};
+use super::settings::{Errors, PolicyError, Sources, DEFAULT_PLAN_HORIZON_DAYS};
 use crate::crd::v1alpha1::{LeaseReference, Platform, SupportPolicySpec};
 
 /// The resolved policy the engine evaluates.
@@ -18,6 +18,10 @@ pub struct Policy {
     pub selector: Option<Selector>,
     /// The families that are evaluated, with their settings.
     pub(crate) rules: Vec<Box<dyn Rules>>,
+    /// How many days ahead the upgrade plan keeps the cluster supported.
+    pub plan_horizon_days: u32,
+    /// The label keys the node selector reads.
+    selector_keys: Vec<String>,
 }
 
 impl fmt::Debug for Policy {
@@ -37,7 +41,19 @@ impl Policy {
                 None
             }
         });
+        let selector_keys = spec
+            .node_selector
+            .iter()
+            .flat_map(|s| {
+                let labels = s.match_labels.iter().flat_map(|m| m.keys().cloned());
+                labels.chain(s.match_expressions.iter().flatten().map(|e| e.key.clone()))
+            })
+            .collect();
         let sources = Sources::of(spec);
+        let plan_horizon_days = sources.plan_horizon_days().unwrap_or_else(|e| {
+            errors.extend(vec![e]);
+            DEFAULT_PLAN_HORIZON_DAYS
+        });
         let mut rules = Vec::new();
         for family in FAMILIES {
             match (family.resolve)(&sources) {
@@ -46,12 +62,24 @@ impl Policy {
                 Err(e) => errors.extend(e),
             }
         }
-        errors.into_result(Policy { platform: spec.platform, selector, rules })
+        errors.into_result(Policy { platform: spec.platform, selector, rules, plan_horizon_days, selector_keys })
     }
 
     /// The Leases the policy reads (its heartbeats), for the operator's cache and `check`.
     pub fn leases(&self) -> Vec<LeaseReference> {
         self.rules.iter().flat_map(|r| r.leases()).collect()
+    }
+
+    /// Every node label key the policy reads, sorted: the pool labels, the node selector's
+    /// keys and those of its rules (the image label, the system labels). A node cache that
+    /// keeps only these labels evaluates exactly as one that keeps them all.
+    pub fn node_label_keys(&self) -> Vec<String> {
+        let mut keys: Vec<String> = POOL_LABELS.iter().map(|k| k.to_string()).collect();
+        keys.extend(self.selector_keys.iter().cloned());
+        keys.extend(self.rules.iter().flat_map(|r| r.node_label_keys()));
+        keys.sort();
+        keys.dedup();
+        keys
     }
 }
 

@@ -526,11 +526,15 @@ pub async fn nodes_stop(c: &Cluster) {
 pub async fn deadline_passes(c: &Cluster, op: &Operator) {
     let version = c.client.apiserver_version().await.expect("/version");
     let minor = format!("{}.{}", version.major, version.minor.trim_end_matches('+'));
+    // The next minor has an end too, so the calendar is not stale (CalendarStale).
+    let next = format!("{}.{}", version.major, version.minor.trim_end_matches('+').parse::<u32>().unwrap_or(0) + 1);
     let end = support_operator::time::parse_rfc3339(&format!("{}T00:00:00Z", day(10))).unwrap();
     c.create_node("a", &day(-1), true, now() - TimeDelta::days(1)).await;
     let policy = c.policy(
         "p",
-        json!({"kubernetesVersion": {"releases": [{"minor": minor, "released": day(-300), "endOfSupport": end.format("%Y-%m-%d").to_string()}],
+        json!({"kubernetesVersion": {"releases": [
+                {"minor": minor, "released": day(-300), "endOfSupport": end.format("%Y-%m-%d").to_string()},
+                {"minor": next, "released": day(-30), "endOfSupport": day(400)}],
             "warnBeforeDays": 0, "maxKubeletSkewMinors": 10}}),
     );
     c.apply_policy(&policy).await;

@@ -172,6 +172,13 @@ impl ImageRules {
 }
 
 impl Rules for ImageRules {
+    fn node_label_keys(&self) -> Vec<String> {
+        match &self.source {
+            ImageSource::Label(key) => vec![key.clone()],
+            ImageSource::Annotation(_) | ImageSource::NodeCreation => Vec::new(),
+        }
+    }
+
     fn evaluate(&self, input: &Input<'_>, out: &mut Output) {
         for (node, read) in input.nodes.iter().zip(self.read(input.nodes)) {
             let pool = pool_of(node);
