@@ -146,9 +146,20 @@ async fn three_clusters_and_an_unreachable_one() {
         run.stdout
     );
     assert!(lines[1].starts_with("unsupported  fleet-"));
-    assert!(lines[1].ends_with("Unsupported  v1.33.1  2      1         -                        -"), "{}", lines[1]);
+    // The plan column: the first step of each cluster's plan, with its date or "overdue".
+    assert!(
+        lines[1].ends_with(
+            "Unsupported  v1.33.1  2      1         -                        RefreshNodeImage NodePool/pool1 overdue"
+        ),
+        "{}",
+        lines[1]
+    );
     assert!(lines[2].contains("Unknown      error: cannot read the cluster: "), "{}", lines[2]);
-    assert!(lines[4].ends_with("AtRisk       v1.34.2  2      1         2027-01-14 (in 49 days)  -"), "{}", lines[4]);
+    assert!(
+        lines[4].ends_with("AtRisk       v1.34.2  2      1         2027-01-14 (in 49 days)  RefreshNodeImage NodePool/pool1 by 2027-01-14"),
+        "{}",
+        lines[4]
+    );
     assert!(lines[6].starts_with("4 clusters: 1 Supported, 1 AtRisk, 1 Unsupported, 1 Unknown"), "{}", run.stdout);
     assert!(!run.stderr.contains('\r') && !run.stderr.contains('\u{1b}'), "no progress bar when piped");
 

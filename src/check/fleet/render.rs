@@ -12,11 +12,19 @@ use crate::crd::v1alpha1::{SupportReport, SupportStatus, Verdict};
 use crate::time::when;
 
 /// The first step of the cluster's upgrade plan, for the fleet table's `FIRST PLAN STEP`
-/// column: `None` while the report holds no plan (`SupportReport` on this version has no
-/// `plan` field), and the column shows `-`.
-pub fn first_plan_step(report: &SupportReport) -> Option<String> {
-    let _ = report;
-    None
+/// column (`UpgradeControlPlane 1.34→1.35 by 2026-11-30`, `overdue` when its date has passed or
+/// is unknown); `None` for an empty plan, and the column shows `-`.
+pub fn first_plan_step(report: &SupportReport, now: DateTime<Utc>) -> Option<String> {
+    let step = report.plan.first()?;
+    let versions = match (&step.from, &step.to) {
+        (Some(from), Some(to)) => format!(" {from}→{to}"),
+        _ => String::new(),
+    };
+    let by = match step.by {
+        Some(t) if t > now => format!("by {}", when(t)),
+        _ => "overdue".to_string(),
+    };
+    Some(printable(&format!("{} {}{versions} {by}", step.action.as_str(), step.subject)))
 }
 
 /// `s` with control characters (escape sequences, newlines) written as escapes: contexts come
@@ -50,7 +58,7 @@ pub(super) fn table(rows: &[Row], now: DateTime<Utc>, color: bool) -> String {
             line.push(r.findings_total.to_string());
             let deadline = r.next_deadline.as_ref().map(|t| format!("{} ({})", when(t.at), relative(t.at, now)));
             line.push(deadline.unwrap_or_else(dash));
-            line.push(first_plan_step(r).map(|s| printable(&s)).unwrap_or_else(dash));
+            line.push(first_plan_step(r, now).unwrap_or_else(dash));
         }
         cells.push(line);
     }

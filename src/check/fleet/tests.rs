@@ -142,9 +142,37 @@ fn json_entries_carry_the_context_and_the_status() {
 
 #[test]
 fn without_a_plan_in_the_report_the_plan_column_is_a_dash() {
-    assert_eq!(first_plan_step(&SupportReport::default()), None);
+    assert_eq!(first_plan_step(&SupportReport::default(), now()), None);
     let text = table(&[evaluated("prod", Verdict::Supported, None)], now(), false);
     assert!(text.lines().nth(1).unwrap().ends_with("  -"), "{text}");
+}
+
+#[test]
+fn the_plan_column_shows_the_first_step_and_its_date() {
+    use crate::crd::v1alpha1::{PlanAction, PlanReason, PlanStep};
+    let step = |by: &str| PlanStep {
+        action: PlanAction::UpgradeControlPlane,
+        subject: "ControlPlane/kube-apiserver".into(),
+        from: Some("1.34".into()),
+        to: Some("1.35".into()),
+        by: Some(crate::time::parse_rfc3339(by).unwrap()),
+        prevents: PlanReason {
+            rule: "KubernetesVersionEndOfSupport".into(),
+            subject: "ControlPlane/kube-apiserver".into(),
+            at: None,
+        },
+        redeploy: false,
+        message: "m".into(),
+    };
+    let report = |by: &str| SupportReport { plan: vec![step(by), step("2027-01-01T00:00:00Z")], ..Default::default() };
+    assert_eq!(
+        first_plan_step(&report("2026-11-30T00:00:00Z"), now()).as_deref(),
+        Some("UpgradeControlPlane ControlPlane/kube-apiserver 1.34→1.35 by 2026-11-30")
+    );
+    assert_eq!(
+        first_plan_step(&report("2026-11-20T00:00:00Z"), now()).as_deref(),
+        Some("UpgradeControlPlane ControlPlane/kube-apiserver 1.34→1.35 overdue")
+    );
 }
 
 #[test]
