@@ -66,6 +66,9 @@ async fn run(n: usize) -> (Duration, Duration, Duration) {
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
     let settings = Settings {
         metrics_addr: "127.0.0.1:0".parse().unwrap(),
+        metrics_security: support_operator::server::MetricsSecurity::Plain,
+        health_addr: "127.0.0.1:0".parse().unwrap(),
+        openreports: false,
         leader: None,
         resync: Duration::from_secs(3600),
         discovery_interval: Duration::from_secs(600),

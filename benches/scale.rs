@@ -82,8 +82,7 @@ fn relay(err_path: &str) -> ! {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let err_file = std::fs::File::create(err_path).expect("stderr file");
     let start = Instant::now();
-    let child =
-        Command::new(&args[0]).args(&args[1..]).stdout(Stdio::null()).stderr(err_file).spawn().expect("spawn");
+    let child = Command::new(&args[0]).args(&args[1..]).stdout(Stdio::null()).stderr(err_file).spawn().expect("spawn");
     let pid = child.id() as libc::pid_t;
     let mut status = 0;
     // SAFETY: rusage is plain data; wait4 fills it for the child we spawned and have not waited.
@@ -345,7 +344,10 @@ async fn operator(row: &mut Row, dir: &Path, shape: &ClusterShape, runs: usize) 
 
     // A full reconcile of the policy of every node that changes nothing (gather from the caches,
     // evaluate, compare with the stored status): touching the policy's metadata triggers one.
-    let (sum0, count0) = (sample(&metrics, "support_reconcile_duration_seconds_sum"), sample(&metrics, "support_reconcile_duration_seconds_count"));
+    let (sum0, count0) = (
+        sample(&metrics, "support_reconcile_duration_seconds_sum"),
+        sample(&metrics, "support_reconcile_duration_seconds_count"),
+    );
     let mut touched = policy("aks", None);
     touched["metadata"]["annotations"] = json!({"bench": "reconcile"});
     server.apply_object(touched);
@@ -356,7 +358,10 @@ async fn operator(row: &mut Row, dir: &Path, shape: &ClusterShape, runs: usize) 
     }
     settle(pid, Duration::from_secs(2)).await;
     let (after, _) = get(&addr, "/metrics").await;
-    let (sum1, count1) = (sample(&after, "support_reconcile_duration_seconds_sum"), sample(&after, "support_reconcile_duration_seconds_count"));
+    let (sum1, count1) = (
+        sample(&after, "support_reconcile_duration_seconds_sum"),
+        sample(&after, "support_reconcile_duration_seconds_count"),
+    );
     let reconciles = (count1 - count0).max(1.0);
     row.reconcile_per_node = Duration::from_secs_f64((sum1 - sum0) / reconciles / shape.nodes as f64);
 
@@ -509,7 +514,12 @@ fn table(rows: &[Row]) -> String {
 
 /// The load average over 1, 5 and 15 minutes.
 fn load() -> String {
-    std::fs::read_to_string("/proc/loadavg").unwrap_or_default().split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Hostile input, refused: time and peak memory of `check` on each.
@@ -532,11 +542,15 @@ fn hostile(dir: &Path) -> String {
         std::fs::write(&file, content).unwrap();
         let f = file.to_str().unwrap();
         let (policy, snapshot) = if is_policy { (f, "examples/snapshots/aks-healthy.json") } else { ("aks", f) };
-        let (cost, code) = measured(
-            Command::new(operator_bin())
-                .current_dir(env!("CARGO_MANIFEST_DIR"))
-                .args(["check", "--policy", policy, "--snapshot", snapshot, "--server-version", "v1.35.3"]),
-        );
+        let (cost, code) = measured(Command::new(operator_bin()).current_dir(env!("CARGO_MANIFEST_DIR")).args([
+            "check",
+            "--policy",
+            policy,
+            "--snapshot",
+            snapshot,
+            "--server-version",
+            "v1.35.3",
+        ]));
         let verdict = if code == 2 { String::new() } else { format!(", exit code {code}: not refused") };
         parts.push(format!("{what}: {} and {}{verdict}", secs(cost.wall), mib(cost.max_rss_kib)));
     }

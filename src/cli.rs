@@ -1,4 +1,4 @@
-//! The command line: `support-operator run | check | crd`. Every flag can also be set through
+//! The command line: `support-operator run | check | calendar | crd`. Every flag can also be set through
 //! the environment variable named in its help.
 
 use std::net::SocketAddr;
@@ -8,7 +8,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand};
 
+use crate::calendar_cmd::CalendarFormat;
 use crate::check::{Color, FailOn, Output};
+use crate::crd::v1alpha1::Platform;
 use crate::metrics::NodeMetrics;
 pub use crate::telemetry::LogFormat;
 
@@ -30,6 +32,9 @@ pub enum Command {
     /// Exit codes: 0 compliant (or no --fail-on), 1 verdict at or above --fail-on, 2 unusable
     /// input or usage error (one line on stderr says which file, field and why).
     Check(CheckArgs),
+    /// Release calendars: import one from a public source, show the one a policy uses.
+    #[command(subcommand)]
+    Calendar(CalendarCommand),
     /// Print the CustomResourceDefinitions (what `make crds` writes to crds/).
     Crd,
 }
@@ -62,14 +67,95 @@ pub struct CheckArgs {
     /// Colour the table: auto (on a terminal, unless NO_COLOR is set), always or never.
     #[arg(long, env = "SUPPORT_CHECK_COLOR", value_enum, default_value_t = Color::Auto)]
     pub color: Color,
+    /// Evaluate the cluster of this kubeconfig context (repeatable; several at once make a fleet
+    /// table). With --policy in-cluster, every SupportPolicy found in each cluster.
+    #[arg(long = "context", env = "SUPPORT_CHECK_CONTEXT", value_name = "NAME", value_delimiter = ',',
+          conflicts_with_all = ["snapshots", "server_version", "all_contexts"])]
+    pub contexts: Vec<String>,
+    /// Evaluate the cluster of every context of the kubeconfig (a fleet table).
+    #[arg(long, env = "SUPPORT_CHECK_ALL_CONTEXTS", conflicts_with_all = ["snapshots", "server_version"])]
+    pub all_contexts: bool,
+    /// With --context or --all-contexts: how many clusters are read at the same time.
+    #[arg(long, env = "SUPPORT_CHECK_CONCURRENCY", value_name = "N", default_value_t = 8,
+          value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub concurrency: u16,
+    /// With --context or --all-contexts: seconds one cluster may take (connecting, reading,
+    /// evaluating); past them its row is Unknown and the others go on.
+    #[arg(long, env = "SUPPORT_CHECK_CLUSTER_TIMEOUT_SECONDS", value_name = "SECONDS", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub cluster_timeout_seconds: u64,
+}
+
+impl CheckArgs {
+    /// Several clusters (`--context`, `--all-contexts`): the fleet check.
+    pub fn is_fleet(&self) -> bool {
+        !self.contexts.is_empty() || self.all_contexts
+    }
+}
+
+/// `calendar` subcommands.
+#[derive(Subcommand, Debug)]
+pub enum CalendarCommand {
+    /// Print the kubernetesVersion.releases block of a SupportPolicy from a published calendar
+    /// (the endoflife.date API v1), to refresh a policy and review the diff.
+    Import(CalendarImportArgs),
+    /// Print the effective calendar (preset with the policy's releases merged over it) as a
+    /// table, with the source of each row and why each minor's support ends when it does.
+    Show(CalendarShowArgs),
+}
+
+/// Flags of `calendar import`.
+#[derive(Args, Debug, Clone)]
+pub struct CalendarImportArgs {
+    /// The format of FILE: endoflife is what https://endoflife.date/api/v1/products/PRODUCT serves.
+    #[arg(long, env = "SUPPORT_CALENDAR_FORMAT", value_enum)]
+    pub format: CalendarFormat,
+    /// The platform FILE is the calendar of: AKS (product azure-kubernetes-service), EKS
+    /// (amazon-eks), GKE (google-kubernetes-engine) or Upstream (kubernetes).
+    #[arg(long, env = "SUPPORT_CALENDAR_PLATFORM", value_parser = parse_platform)]
+    pub platform: Platform,
+    /// Print a SupportPolicy patch of this name (for a kustomize overlay) instead of the block.
+    #[arg(long, env = "SUPPORT_CALENDAR_POLICY_NAME", value_name = "NAME")]
+    pub policy_name: Option<String>,
+    /// The JSON file, or - for standard input.
+    #[arg(env = "SUPPORT_CALENDAR_FILE", value_name = "FILE")]
+    pub file: PathBuf,
+}
+
+/// Flags of `calendar show`.
+#[derive(Args, Debug, Clone)]
+#[command(group(clap::ArgGroup::new("calendar").required(true).multiple(true).args(["platform", "policy"])))]
+pub struct CalendarShowArgs {
+    /// The preset's calendar: AKS, AKSArc, EKS, GKE or Upstream (with --policy: must be its platform).
+    #[arg(long, env = "SUPPORT_CALENDAR_PLATFORM", value_parser = parse_platform)]
+    pub platform: Option<Platform>,
+    /// A SupportPolicy YAML file (or a preset name): its releases merged over its preset's.
+    #[arg(long, env = "SUPPORT_CALENDAR_POLICY", value_name = "FILE")]
+    pub policy: Option<String>,
 }
 
 /// Flags of `run`.
 #[derive(Args, Debug, Clone)]
 pub struct RunArgs {
-    /// Address of the HTTP server for /metrics, /healthz and /readyz.
-    #[arg(long, env = "SUPPORT_METRICS_ADDR", default_value = "0.0.0.0:8080")]
+    /// Address of /metrics: HTTPS for callers the API server authenticates and allows to get
+    /// /metrics (unless --metrics-secure=false).
+    #[arg(long, env = "SUPPORT_METRICS_ADDR", default_value = "0.0.0.0:8443")]
     pub metrics_addr: SocketAddr,
+    /// Serve /metrics over HTTPS and check each caller's bearer token (TokenReview) and its
+    /// right to get /metrics (SubjectAccessReview); false: plain HTTP, open to anyone who reaches it.
+    #[arg(long, env = "SUPPORT_METRICS_SECURE", value_name = "BOOL", default_value_t = true,
+          action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub metrics_secure: bool,
+    /// Directory holding tls.crt and tls.key for /metrics (e.g. a mounted kubernetes.io/tls
+    /// Secret), re-read when they change; without it a self-signed certificate is generated.
+    #[arg(long, env = "SUPPORT_METRICS_CERT_DIR", value_name = "DIR")]
+    pub metrics_cert_dir: Option<PathBuf>,
+    /// Address of /healthz and /readyz (plain HTTP, for the kubelet's probes).
+    #[arg(long, env = "SUPPORT_HEALTH_ADDR", default_value = "0.0.0.0:8081")]
+    pub health_addr: SocketAddr,
+    /// Also write an openreports.io/v1alpha1 ClusterReport per policy (when that CRD is installed).
+    #[arg(long, env = "SUPPORT_OPENREPORTS")]
+    pub openreports: bool,
     /// Elect a leader with a coordination.k8s.io Lease: every replica watches and evaluates,
     /// only the leader writes status, events and per-policy metrics.
     #[arg(long, env = "SUPPORT_LEADER_ELECT")]
@@ -110,6 +196,24 @@ impl RunArgs {
     pub fn resync(&self) -> Duration {
         Duration::from_secs(self.resync_seconds)
     }
+
+    /// How /metrics is served; an error for flags that contradict each other.
+    pub fn metrics_security(&self) -> Result<crate::server::MetricsSecurity, String> {
+        use crate::server::{MetricsSecurity, SecureMetrics};
+        match (self.metrics_secure, &self.metrics_cert_dir) {
+            (false, Some(_)) => Err("--metrics-cert-dir needs --metrics-secure=true".into()),
+            (false, None) => Ok(MetricsSecurity::Plain),
+            (true, dir) => Ok(MetricsSecurity::Secure(SecureMetrics { cert_dir: dir.clone(), ..Default::default() })),
+        }
+    }
+}
+
+fn parse_platform(s: &str) -> Result<Platform, String> {
+    let wanted = s.replace('-', "");
+    Platform::ALL
+        .into_iter()
+        .find(|p| p.as_str().eq_ignore_ascii_case(&wanted))
+        .ok_or_else(|| format!("'{s}' is not a platform (AKS, AKSArc, EKS, GKE, Upstream, Custom)"))
 }
 
 impl Cli {
@@ -154,12 +258,85 @@ mod tests {
 
     #[test]
     fn every_flag_has_an_env_var_and_help() {
-        for sub in Cli::command().get_subcommands() {
-            for arg in sub.get_arguments().filter(|a| !matches!(a.get_id().as_str(), "help" | "version")) {
-                assert!(arg.get_env().is_some(), "{} --{} has no env var", sub.get_name(), arg.get_id());
-                assert!(arg.get_help().is_some(), "{} --{} has no help", sub.get_name(), arg.get_id());
+        fn check(path: &str, cmd: &clap::Command, seen: &mut usize) {
+            for sub in cmd.get_subcommands() {
+                let path = format!("{path} {}", sub.get_name());
+                for arg in sub.get_arguments().filter(|a| !matches!(a.get_id().as_str(), "help" | "version")) {
+                    assert!(arg.get_env().is_some(), "{path} --{} has no env var", arg.get_id());
+                    assert!(arg.get_help().is_some(), "{path} --{} has no help", arg.get_id());
+                    *seen += 1;
+                }
+                check(&path, sub, seen);
             }
         }
+        let mut seen = 0;
+        check("support-operator", &Cli::command(), &mut seen);
+        // Nested subcommands (calendar import, calendar show) are visited too.
+        let calendar = Cli::command().find_subcommand("calendar").cloned().unwrap();
+        assert!(calendar.find_subcommand("import").unwrap().get_arguments().any(|a| a.get_id() == "format"));
+        assert!(seen > 25, "only {seen} flags seen");
+    }
+
+    #[test]
+    fn fleet_flags_are_bounded_and_exclusive_with_offline_input() {
+        let parse =
+            |args: &[&str]| Cli::try_parse_from([&["support-operator", "check", "--policy", "aks"], args].concat());
+        let Command::Check(ok) = parse(&["--context", "a,b", "--context", "c"]).unwrap().command else { panic!() };
+        assert_eq!(ok.contexts, ["a", "b", "c"]);
+        assert!(ok.is_fleet());
+        assert_eq!((ok.concurrency, ok.cluster_timeout_seconds), (8, 60));
+        assert!(parse(&["--all-contexts", "--concurrency", "64", "--cluster-timeout-seconds", "3600"]).is_ok());
+        for bad in [
+            &["--all-contexts", "--concurrency", "0"][..],
+            &["--all-contexts", "--concurrency", "65"],
+            &["--all-contexts", "--cluster-timeout-seconds", "0"],
+            &["--all-contexts", "--cluster-timeout-seconds", "3601"],
+            &["--context", "a", "--all-contexts"],
+            &["--context", "a", "--snapshot", "x.json"],
+            &["--all-contexts", "--server-version", "v1.31.0"],
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?} was accepted");
+        }
+        let Command::Check(single) = parse(&[]).unwrap().command else { panic!() };
+        assert!(!single.is_fleet());
+    }
+
+    #[test]
+    fn platforms_parse_by_their_api_name_in_any_case() {
+        assert_eq!(parse_platform("EKS"), Ok(Platform::Eks));
+        assert_eq!(parse_platform("aks-arc"), Ok(Platform::AksArc));
+        assert_eq!(parse_platform("upstream"), Ok(Platform::Upstream));
+        assert!(parse_platform("openshift").unwrap_err().contains("not a platform"));
+        assert!(Cli::try_parse_from(["support-operator", "calendar", "show"]).is_err(), "--platform or --policy");
+    }
+
+    fn run_args(args: &[&str]) -> RunArgs {
+        let argv = ["support-operator", "run"].iter().chain(args);
+        match Cli::try_parse_from(argv).unwrap().command {
+            Command::Run(r) => r,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn metrics_are_secure_unless_turned_off() {
+        use crate::server::MetricsSecurity;
+        let default = run_args(&[]);
+        assert!(matches!(default.metrics_security(), Ok(MetricsSecurity::Secure(ref s)) if s.cert_dir.is_none()));
+        assert_eq!(default.metrics_addr.port(), 8443);
+        assert_eq!(default.health_addr.port(), 8081);
+        assert!(!default.openreports);
+        for off in [&["--metrics-secure=false"][..], &["--metrics-secure", "false"]] {
+            assert!(matches!(run_args(off).metrics_security(), Ok(MetricsSecurity::Plain)), "{off:?}");
+        }
+        assert!(run_args(&["--metrics-secure"]).metrics_secure);
+        let mounted = run_args(&["--metrics-cert-dir", "/certs"]).metrics_security();
+        assert!(
+            matches!(mounted, Ok(MetricsSecurity::Secure(ref s)) if s.cert_dir.as_deref() == Some(std::path::Path::new("/certs")))
+        );
+        let both = run_args(&["--metrics-secure=false", "--metrics-cert-dir", "/certs"]).metrics_security();
+        assert!(both.unwrap_err().contains("--metrics-cert-dir"));
+        assert!(Cli::try_parse_from(["support-operator", "run", "--metrics-secure=maybe"]).is_err());
     }
 
     /// A path may hold a comma: only the environment variable is a list.

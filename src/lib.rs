@@ -5,6 +5,7 @@
 //! shells around them.
 
 pub mod calendar;
+pub mod calendar_cmd;
 pub mod check;
 pub mod cli;
 pub mod controller;
@@ -24,6 +25,7 @@ pub mod yaml;
 /// `support-operator run`: the operator until SIGTERM or Ctrl-C.
 pub fn run(args: cli::RunArgs) -> anyhow::Result<()> {
     use anyhow::Context as _;
+    let metrics_security = args.metrics_security().map_err(anyhow::Error::msg)?;
     telemetry::init(args.log_format, &args.log_filter);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
     runtime.block_on(async move {
@@ -52,6 +54,9 @@ pub fn run(args: cli::RunArgs) -> anyhow::Result<()> {
         });
         let settings = controller::Settings {
             metrics_addr: args.metrics_addr,
+            metrics_security,
+            health_addr: args.health_addr,
+            openreports: args.openreports,
             leader,
             resync: args.resync(),
             discovery_interval: std::time::Duration::from_secs(args.discovery_seconds),

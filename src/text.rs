@@ -1,5 +1,6 @@
 //! Strings that come from the cluster or a user are bounded before they reach a message, the
 //! status or a metric label: a node, a label value or a policy field can be any size.
+//! `cut_to_bytes` bounds what the API server limits in bytes (Event notes, OpenReports messages).
 
 use std::borrow::Cow;
 
@@ -55,6 +56,16 @@ pub fn capitalise(s: &str) -> String {
         Some(f) => f.to_uppercase().collect::<String>() + c.as_str(),
         None => String::new(),
     }
+}
+
+/// At most `limit` bytes of `s`, cut at a character boundary and ended with `…` when cut.
+pub fn cut_to_bytes(s: &str, limit: usize) -> String {
+    if s.len() <= limit {
+        return s.to_string();
+    }
+    let room = limit.saturating_sub('…'.len_utf8());
+    let end = s.char_indices().map(|(i, c)| i + c.len_utf8()).take_while(|end| *end <= room).last().unwrap_or(0);
+    format!("{}…", &s[..end])
 }
 
 #[cfg(test)]

@@ -259,7 +259,9 @@ fn garbage_inside_a_node_is_a_warning_and_a_finding() {
         "garbage.json",
         r#"{"apiVersion": "v1", "kind": "List", "items": [
             {"kind": "Node", "metadata": {"name": "ok", "creationTimestamp": "2026-11-20T00:00:00Z",
-              "labels": {"kubernetes.azure.com/node-image-version": "AKSUbuntu-2204gen2containerd-202611.18.0"}},
+              "labels": {"kubernetes.azure.com/node-image-version": "AKSUbuntu-2204gen2containerd-202611.18.0",
+                         "kubernetes.azure.com/agentpool": "nodepool1", "kubernetes.azure.com/cluster": "MC_rg_aks_westeurope",
+                         "kubernetes.azure.com/mode": "system", "kubernetes.azure.com/role": "agent"}},
              "status": {"conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": "2026-11-20T00:00:00Z"}],
                         "nodeInfo": {"kubeletVersion": "v1.35.3"}}},
             {"kind": "Node", "metadata": {"name": "broken", "creationTimestamp": "last week", "labels": ["not", "a", "map"]},

@@ -207,19 +207,22 @@ fn default_install_has_crds_rbac_and_a_hardened_deployment() {
     assert_eq!(containers.len(), 1);
     let c = &containers[0];
     let argv: Vec<&str> = strs(&c["command"]).into_iter().chain(strs(&c["args"])).collect();
-    assert_eq!(argv, ["support-operator", "run", "--leader-elect"], "container command line");
+    assert_eq!(argv, ["support-operator", "run", "--leader-elect", "--openreports"], "container command line");
 
     let env: BTreeMap<&str, &Value> =
         c["env"].as_array().unwrap().iter().map(|e| (e["name"].as_str().unwrap(), e)).collect();
     assert_eq!(env["POD_NAME"]["valueFrom"]["fieldRef"]["fieldPath"], "metadata.name");
     assert_eq!(env["POD_NAMESPACE"]["valueFrom"]["fieldRef"]["fieldPath"], "metadata.namespace");
 
-    let port = c["ports"].as_array().unwrap().iter().find(|p| p["name"] == "http-metrics").expect("port http-metrics");
-    assert_eq!(port["containerPort"], 8080);
+    // /metrics on 8443 (HTTPS), the probes on a port of their own (plain HTTP).
+    let port = |name: &str| c["ports"].as_array().unwrap().iter().find(|p| p["name"] == name).cloned();
+    assert_eq!(port("https-metrics").expect("port https-metrics")["containerPort"], 8443);
+    assert_eq!(port("health").expect("port health")["containerPort"], 8081);
     for (probe, path) in [("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")] {
         let get = &c[probe]["httpGet"];
         assert_eq!(get["path"], path, "{probe} path");
-        assert!(get["port"] == "http-metrics" || get["port"] == 8080, "{probe} port: {}", get["port"]);
+        assert_eq!(get["port"], "health", "{probe} port");
+        assert!(get.get("scheme").is_none() || get["scheme"] == "HTTP", "{probe}: the health port is plain HTTP");
     }
 
     let psc = &pod["securityContext"];
@@ -244,15 +247,22 @@ fn default_install_has_crds_rbac_and_a_hardened_deployment() {
     for (k, v) in svc["spec"]["selector"].as_object().expect("service selector") {
         assert_eq!(pod_labels.get(k), Some(v), "Service selector {k} matches the pods");
     }
-    let svc_port = svc["spec"]["ports"].as_array().unwrap().iter().find(|p| p["name"] == "http-metrics");
-    assert_eq!(svc_port.expect("service port http-metrics")["port"], 8080);
+    let svc_ports = svc["spec"]["ports"].as_array().unwrap();
+    assert_eq!(svc_ports.len(), 1, "the Service exposes /metrics only, not the health port");
+    assert_eq!((&svc_ports[0]["name"], &svc_ports[0]["port"]), (&json!("https-metrics"), &json!(8443)));
     let sm = docs.iter().find(|d| d["kind"] == "ServiceMonitor").expect("a ServiceMonitor");
     assert_eq!(sm["apiVersion"], "monitoring.coreos.com/v1");
     let svc_labels = svc["metadata"]["labels"].as_object().unwrap();
     for (k, v) in sm["spec"]["selector"]["matchLabels"].as_object().expect("ServiceMonitor selector") {
         assert_eq!(svc_labels.get(k), Some(v), "ServiceMonitor selector {k} matches the Service");
     }
-    assert!(sm["spec"]["endpoints"].as_array().unwrap().iter().any(|e| e["port"] == "http-metrics"));
+    // Prometheus scrapes over HTTPS with its ServiceAccount token (the operator reviews it).
+    let endpoints = sm["spec"]["endpoints"].as_array().unwrap();
+    assert_eq!(endpoints.len(), 1);
+    let e = &endpoints[0];
+    assert_eq!((&e["port"], &e["scheme"], &e["path"]), (&json!("https-metrics"), &json!("https"), &json!("/metrics")));
+    assert_eq!(e["bearerTokenFile"], "/var/run/secrets/kubernetes.io/serviceaccount/token");
+    assert_eq!(e["tlsConfig"]["insecureSkipVerify"], true, "the generated certificate cannot be verified");
     // The alerts on `up` select job="support-operator": the ServiceMonitor must produce that job name.
     let job_label = sm["spec"]["jobLabel"].as_str().expect("ServiceMonitor jobLabel");
     assert_eq!(svc_labels.get(job_label).and_then(Value::as_str), Some("support-operator"));
@@ -287,6 +297,9 @@ fn default_install_has_crds_rbac_and_a_hardened_deployment() {
         (GROUP, "supportstatuses", &["list", "watch", "create", "patch"]),
         (GROUP, "supportstatuses/status", &["patch"]),
         ("events.k8s.io", "events", &["create", "patch"]),
+        ("authentication.k8s.io", "tokenreviews", &["create"]),
+        ("authorization.k8s.io", "subjectaccessreviews", &["create"]),
+        ("openreports.io", "clusterreports", &["get", "create", "patch"]),
     ];
     for (group, resource, verbs) in required {
         for verb in *verbs {
@@ -311,6 +324,15 @@ fn default_install_has_crds_rbac_and_a_hardened_deployment() {
     for verb in ["create", "get", "update"] {
         assert!(allows(role, "coordination.k8s.io", "leases", verb), "leader-election Role must allow {verb} leases");
     }
+
+    // What a Prometheus must hold to scrape: get on /metrics, nothing else, bound to nobody by the
+    // install (the operator's own identity never reads its metrics).
+    let reader = find(docs, "ClusterRole", "support-operator-metrics-reader");
+    assert_eq!(reader["rules"], json!([{"nonResourceURLs": ["/metrics"], "verbs": ["get"]}]));
+    assert!(
+        !docs.iter().any(|d| d["roleRef"]["name"] == "support-operator-metrics-reader"),
+        "the metrics reader role is bound by whoever runs Prometheus"
+    );
 }
 
 fn allows(role: &Value, group: &str, resource: &str, verb: &str) -> bool {

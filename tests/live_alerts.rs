@@ -10,6 +10,12 @@
 //! support, deadlines) depend on today's date and are left out of the comparison; all the others are
 //! compared exactly, so the test passes the same way any day.
 //!
+//! The secure path, end to end: `/metrics` is HTTPS with a certificate the test issues from its own
+//! CA (as cert-manager would, for the Service's DNS name) and mounts as `--metrics-cert-dir`;
+//! Prometheus verifies it against that CA and sends a bearer token, which the operator checks with a
+//! TokenReview and a SubjectAccessReview against the shipped `support-operator-metrics-reader`
+//! ClusterRole (bound to that token's user in the emulator).
+//!
 //! Speed: scrape and evaluation every second, and each alert's `for:` cut to 2 s in the copy of the
 //! rules Prometheus loads (the promtool tests in tests/prometheus pin the real `for:` durations).
 //! Without the binary the test prints SKIPPED, unless `CI` is set, where it fails.
@@ -27,10 +33,11 @@ use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use k8s_openapi::api::core::v1::Node;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use regex::Regex;
-use scenarios::{eventually, Operator};
+use scenarios::{eventually, with_metrics_reader, Operator, OPERATOR_AGENT, SCRAPE_TOKEN};
 use serde_json::{json, Value};
 use support_operator::controller::clock::ShiftedClock;
 use support_operator::crd::v1alpha1::SupportPolicy;
+use support_operator::server::{MetricsSecurity, SecureMetrics};
 use test_apiserver::ApiServer;
 
 /// The instant the example describes (its golden files are evaluated there).
@@ -111,6 +118,30 @@ fn the_example_moves_in_time_consistently() {
 // ---------------------------------------------------------------------------------------------------
 // Prometheus
 
+/// The name Prometheus verifies the operator's certificate for: the metrics Service's DNS name.
+const SERVER_NAME: &str = "support-operator-metrics.support-operator-system.svc";
+
+/// Issues a CA and a serving certificate for [`SERVER_NAME`] into `dir`: `ca.crt` for Prometheus,
+/// `tls.crt` and `tls.key` for the operator (the layout of a cert-manager Secret).
+fn issue_certificates(dir: &Path) {
+    use rcgen::{
+        BasicConstraints, CertificateParams, CertifiedIssuer, ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose,
+    };
+    std::fs::create_dir_all(dir).unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    ca.distinguished_name.push(rcgen::DnType::CommonName, "live-alerts test CA");
+    let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
+    let mut leaf = CertificateParams::new(vec![SERVER_NAME.to_string()]).unwrap();
+    leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    let key = KeyPair::generate().unwrap();
+    let cert = leaf.signed_by(&key, &ca).unwrap();
+    std::fs::write(dir.join("ca.crt"), ca.pem()).unwrap();
+    std::fs::write(dir.join("tls.crt"), cert.pem()).unwrap();
+    std::fs::write(dir.join("tls.key"), key.serialize_pem()).unwrap();
+}
+
 /// A `prometheus` process, killed on drop.
 struct Prometheus {
     child: Child,
@@ -147,9 +178,12 @@ fn rules_for_a_fast_prometheus() -> Value {
 }
 
 impl Prometheus {
-    async fn start(dir: &Path, operator: SocketAddr) -> Prometheus {
+    /// Prometheus scraping the operator's HTTPS `/metrics` at `operator`, verifying its certificate
+    /// against `ca` and sending `token`.
+    async fn start(dir: &Path, operator: SocketAddr, ca: &Path, token: &str) -> Prometheus {
         let _ = std::fs::remove_dir_all(dir);
         std::fs::create_dir_all(dir.join("data")).unwrap();
+        std::fs::write(dir.join("token"), token).unwrap();
         std::fs::write(
             dir.join("rules.yaml"),
             support_operator::yaml::to_string(&rules_for_a_fast_prometheus()).unwrap(),
@@ -162,6 +196,9 @@ impl Prometheus {
             "rule_files": ["rules.yaml"],
             "scrape_configs": [{
                 "job_name": "support-operator",
+                "scheme": "https",
+                "authorization": {"type": "Bearer", "credentials_file": dir.join("token")},
+                "tls_config": {"ca_file": ca, "server_name": SERVER_NAME, "insecure_skip_verify": false},
                 "static_configs": [{"targets": [operator.to_string()], "labels": {
                     "cluster": CLUSTER, "namespace": "support-operator-system", "pod": "support-operator-a"}}],
             }],
@@ -264,7 +301,7 @@ async fn shipped_alerts_fire_and_resolve_in_a_real_prometheus() {
     let shift = now - example_now;
     let days = (now.date_naive() - example_now.date_naive()).num_days();
 
-    let server = ApiServer::builder().git_version("v1.34.2").start().await;
+    let server = with_metrics_reader(ApiServer::builder().git_version("v1.34.2")).start().await;
     let snapshot: Value =
         serde_json::from_str(&std::fs::read_to_string(root().join("examples/snapshots/aks-neglected.json")).unwrap())
             .unwrap();
@@ -279,14 +316,22 @@ async fn shipped_alerts_fire_and_resolve_in_a_real_prometheus() {
     let policies: Api<SupportPolicy> = Api::all(server.client());
     policies.create(&PostParams::default(), &policy).await.expect("create the aks policy");
 
-    let op = Operator::start(
-        server.client(),
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("live-alerts");
+    let certs = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("live-alerts-certs");
+    issue_certificates(&certs);
+    let operator_client = kube::Client::try_from(scenarios::operator_config(server.config())).unwrap();
+    let op = Operator::start_with(
+        operator_client,
         ShiftedClock::default(),
         Some(("support-operator-a", "support-operator-system")),
+        |s| {
+            s.metrics_security =
+                MetricsSecurity::Secure(SecureMetrics { cert_dir: Some(certs.clone()), ..Default::default() })
+        },
     )
     .await;
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("live-alerts");
-    let prometheus = Prometheus::start(&dir, op.addr).await;
+    let started = std::time::Instant::now();
+    let prometheus = Prometheus::start(&dir, op.addr, &certs.join("ca.crt"), SCRAPE_TOKEN).await;
 
     // The example's problems, as Prometheus sees them: the Unsupported verdict; node images 30 days
     // old or more in pools user (4 nodes) and win (2), 90 days or more in win; one node of user not
@@ -338,6 +383,14 @@ async fn shipped_alerts_fire_and_resolve_in_a_real_prometheus() {
         }
     })
     .await;
+    // Prometheus scraped every second all along; the operator asked the API server about its token
+    // once per cache lifetime (a minute for the TokenReview, five for the SubjectAccessReview).
+    let minutes = started.elapsed().as_secs() as usize / 60;
+    let reviews = |resource: &'static str| {
+        server.count(move |r| r.resource == resource && r.user_agent.as_deref() == Some(OPERATOR_AGENT))
+    };
+    assert!(reviews("tokenreviews") >= 1 && reviews("tokenreviews") <= 1 + minutes, "{}", reviews("tokenreviews"));
+    assert!(reviews("subjectaccessreviews") >= 1 && reviews("subjectaccessreviews") <= 1 + minutes / 5);
     drop(prometheus);
     op.stop().await;
 }

@@ -3,6 +3,11 @@
 
 mod scenarios;
 
+#[path = "operator/openreports.rs"]
+mod openreports;
+#[path = "operator/security.rs"]
+mod security;
+
 use std::collections::BTreeSet;
 use std::time::Duration;
 
@@ -80,10 +85,14 @@ async fn deadline_passes_on_the_emulator() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_heartbeats_cause_no_write() {
     let (server, c, op) = setup("heartbeats").await;
-    let before = server.count(|r| status_writes(r, &c.name("p")));
     heartbeats_do_not_write(&c, &op, 1000).await;
-    // Counted at the emulator too: the first status, then the one NotReady change.
-    assert_eq!(server.count(|r| status_writes(r, &c.name("p"))) - before, 2);
+    // Counted at the emulator too: from the status with the three nodes Ready, then the one
+    // NotReady change. (A status written before the last node's Ready condition reached the
+    // operator's cache may come first: the scenario creates a node, then sets its status.)
+    let writes: Vec<RequestRecord> = server.requests().into_iter().filter(|r| status_writes(r, &c.name("p"))).collect();
+    let ready = |r: &RequestRecord| serde_json::from_str::<Value>(&r.body).unwrap()["status"]["nodes"]["ready"] == 3;
+    let settled = writes.iter().position(ready).expect("a status with the three nodes Ready");
+    assert_eq!(writes.len() - settled, 2, "{:#?}", writes.iter().map(|r| &r.body).collect::<Vec<_>>());
     op.stop().await;
 }
 
@@ -442,7 +451,7 @@ on_the_emulator!(
 fn operator_process(kubeconfig: &std::path::Path, identity: &str, metrics_addr: &str) -> tokio::process::Command {
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_support-operator"));
     cmd.args(["run", "--leader-elect", "--lease-namespace", "default", "--identity", identity])
-        .args(["--metrics-addr", metrics_addr, "--log-filter", "warn"])
+        .args(["--metrics-addr", metrics_addr, "--health-addr", "127.0.0.1:0", "--log-filter", "warn"])
         .env("KUBECONFIG", kubeconfig)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
@@ -881,8 +890,9 @@ fn assert_same(what: &str, needed: &BTreeSet<Grant>, granted: &BTreeSet<Grant>) 
 /// ClusterRole and the leader-election Role.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rbac_grants_exactly_what_the_operator_calls() {
-    let server =
-        ApiServer::builder().git_version("v1.35.3").bookmark_interval(Duration::from_millis(500)).start().await;
+    // The API server serves ClusterReports, and knows the token the scenarios scrape with.
+    let builder = ApiServer::builder().git_version("v1.35.3").bookmark_interval(Duration::from_millis(500));
+    let server = openreports::with_cluster_reports(with_metrics_reader(builder)).start().await;
     let scenario = |name: &str| Cluster::new(server.config(), name);
     // Scenarios that start operators of their own (without leader election).
     node_deleted_untouched_since_start(&scenario("rbac-untouched")).await;
@@ -891,14 +901,18 @@ async fn rbac_grants_exactly_what_the_operator_calls() {
     long_event_notes_fit_the_api_limit(&scenario("rbac-notes")).await;
     tampered_status_is_restored_without_an_event(&scenario("rbac-tamper")).await;
 
-    // One elected operator, with the Lease name the Role names, through the rest.
+    // One elected operator as deployed (the Lease name the Role names, secure /metrics scraped
+    // with a token, OpenReports on), through the rest.
     let lead = scenario("rbac");
     let op = Operator::start_with(lead.operator.clone(), ShiftedClock::at(now()), Some(("rbac", "default")), |s| {
         if let Some(leader) = s.leader.as_mut() {
             leader.name = "support-operator-leader".into();
         }
+        s.metrics_security = secure_metrics();
+        s.openreports = true;
     })
-    .await;
+    .await
+    .with_token(SCRAPE_TOKEN);
     eventually(WAIT, "the operator leads", || async { op.sample("support_leader", &[]).await == Some(1.0) }).await;
     policy_lifecycle(&scenario("rbac-lifecycle"), &op).await;
     nodes_stop(&scenario("rbac-stop")).await;
@@ -929,7 +943,11 @@ async fn rbac_grants_exactly_what_the_operator_calls() {
     lead.cleanup(&["flap"]).await;
     op.stop().await;
 
-    let (cluster, role) = needed(&server.requests(), "default", "support-operator-leader");
+    let requests = server.requests();
+    for resource in ["tokenreviews", "subjectaccessreviews", "clusterreports"] {
+        assert!(requests.iter().any(|r| r.resource == resource), "the run exercised {resource}");
+    }
+    let (cluster, role) = needed(&requests, "default", "support-operator-leader");
     assert_same("config/rbac/cluster_role.yaml", &cluster, &granted("config/rbac/cluster_role.yaml"));
     assert_same("config/rbac/leader_election_role.yaml", &role, &granted("config/rbac/leader_election_role.yaml"));
 }

@@ -11,6 +11,7 @@ use serde::Deserialize;
 use crate::crd::v1alpha1::{Platform, ReleaseSpec, SupportPolicySpec};
 use crate::version::{Minor, VersionError};
 
+pub mod import;
 mod support;
 pub use support::{EndReason, Standing, SupportCalendar};
 

@@ -118,6 +118,12 @@ impl SupportCalendar {
             .map(|i| self.releases[i].minor)
     }
 
+    /// When the support of a listed `minor` ends (`None`: not listed, or no end), without the
+    /// rest of its standing.
+    pub fn end_of(&self, minor: Minor) -> Option<DateTime<Utc>> {
+        self.releases.iter().position(|r| r.minor == minor).and_then(|i| self.entry_end(i).0)
+    }
+
     /// How `minor` stands.
     pub fn standing(&self, minor: Minor) -> Standing {
         let newest = self.releases.last().map(|r| r.minor);

@@ -357,7 +357,8 @@ mod tests {
         assert_eq!(
             policy_err(&format!("{HEAD}spec: {{platform: AKS, colour: blue}}")),
             "FILE: spec.colour: unknown field `colour`, expected one of `platform`, `nodeSelector`, \
-             `kubernetesVersion`, `nodeImage`, `stoppedNodes`, `heartbeats`, `attestations`, `alphaApis`"
+             `kubernetesVersion`, `nodeImage`, `stoppedNodes`, `heartbeats`, `attestations`, `alphaApis`, \
+             `systemMetadata`, `planHorizonDays`"
         );
         assert_eq!(
             policy_err(&format!("{HEAD}spec: {{platform: AKS, nodeImage: {{warnAfterDays: soon}}}}")),

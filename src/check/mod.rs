@@ -1,5 +1,6 @@
 //! `support-operator check`: the engine once, against files or the current kubeconfig.
 
+pub mod fleet;
 pub mod input;
 pub mod table;
 
@@ -44,6 +45,17 @@ pub enum Color {
     Always,
     /// Never.
     Never,
+}
+
+impl Color {
+    /// Whether to colour what goes to stdout.
+    pub fn enabled(self) -> bool {
+        match self {
+            Color::Always => true,
+            Color::Never => false,
+            Color::Auto => std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+        }
+    }
 }
 
 /// Everything `check` needs, already parsed.
@@ -189,14 +201,7 @@ pub async fn run(opts: CheckOptions) -> Result<u8, CheckError> {
     let name = policy.metadata.name.clone().unwrap_or_default();
     match opts.output {
         Output::Table => {
-            let color = match opts.color {
-                Color::Always => true,
-                Color::Never => false,
-                Color::Auto => {
-                    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-                }
-            };
-            print!("{}", table::render(&name, policy.spec.platform, &status, now, color));
+            print!("{}", table::render(&name, policy.spec.platform, &status, now, opts.color.enabled()));
         }
         Output::Json => {
             let object = report::status_object(&policy, status);
@@ -229,7 +234,7 @@ fn preset_list() -> String {
     input::PRESET_NAMES.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
 }
 
-fn looks_like_path(s: &str) -> bool {
+pub(crate) fn looks_like_path(s: &str) -> bool {
     s.contains('/') || s.contains('\\') || [".yaml", ".yml", ".json"].iter().any(|e| s.ends_with(e))
 }
 

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use anstyle::{AnsiColor, Style};
 use chrono::{DateTime, Utc};
 
-use crate::crd::v1alpha1::{Platform, Severity, SupportReport, SupportState, Transition, Verdict};
+use crate::crd::v1alpha1::{PlanStep, Platform, Severity, SupportReport, SupportState, Transition, Verdict};
 use crate::policy::evaluate::HORIZON_DAYS;
 use crate::text::printable;
 use crate::time::{format, when as short};
@@ -137,6 +137,54 @@ pub fn render(policy: &str, platform: Platform, status: &SupportReport, now: Dat
     } else {
         out.push_str(&timeline(&status.upcoming, now, &p));
     }
+
+    let total = status.plan.len() + status.plan_omitted as usize;
+    let _ =
+        writeln!(out, "\n{}", p.bold(&format!("Plan ({total} step{}, in order)", if total == 1 { "" } else { "s" })));
+    if status.plan.is_empty() {
+        let _ = writeln!(out, "  nothing to do: the cluster stays supported through the plan horizon");
+    } else {
+        out.push_str(&plan(&status.plan, now, &p));
+    }
+    if status.plan_omitted > 0 {
+        let _ = writeln!(out, "  … {} more steps not shown (the status keeps the first 50)", status.plan_omitted);
+    }
+    out
+}
+
+/// The plan: one aligned line per step (number, date, action, subject, versions), then its
+/// message.
+fn plan(steps: &[PlanStep], now: DateTime<Utc>, p: &Painter) -> String {
+    let rows: Vec<Vec<String>> = steps
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let by = match s.by {
+                Some(t) if t > now => format!("{} ({})", short(t), relative(t, now)),
+                Some(t) => format!("now (overdue since {})", short(t)),
+                None => "now (overdue)".to_string(),
+            };
+            let versions = match (&s.from, &s.to) {
+                (Some(f), Some(t)) => format!("{f} → {t}"),
+                _ => String::new(),
+            };
+            vec![format!("{}.", i + 1), by, s.action.as_str().to_string(), s.subject.clone(), versions]
+        })
+        .collect();
+    let plain = columns(&rows, "  ");
+    let mut out = String::new();
+    for (line, s) in plain.lines().zip(steps) {
+        // Overdue steps in the colour of Unsupported, after alignment (escape codes have no width).
+        let line = match line.find("now (overdue") {
+            Some(i) if s.by.is_none_or(|t| t <= now) => {
+                let end = line[i..].find(')').map_or(line.len(), |e| i + e + 1);
+                format!("{}{}{}", &line[..i], p.severity(Severity::Unsupported, &line[i..end]), &line[end..])
+            }
+            _ => line.to_string(),
+        };
+        let _ = writeln!(out, "{line}");
+        let _ = writeln!(out, "      {}", s.message);
+    }
     out
 }
 
@@ -192,7 +240,7 @@ fn printable_status(status: &SupportReport) -> SupportReport {
 }
 
 /// Aligns rows into columns, each line indented by `indent`.
-fn columns(rows: &[Vec<String>], indent: &str) -> String {
+pub(crate) fn columns(rows: &[Vec<String>], indent: &str) -> String {
     let n = rows.iter().map(Vec::len).max().unwrap_or(0);
     let widths: Vec<usize> =
         (0..n).map(|i| rows.iter().filter_map(|r| r.get(i)).map(|c| c.chars().count()).max().unwrap_or(0)).collect();
@@ -214,7 +262,7 @@ fn columns(rows: &[Vec<String>], indent: &str) -> String {
 }
 
 /// `in 6 days`, `in 3 hours`, `2 days ago`.
-fn relative(t: DateTime<Utc>, now: DateTime<Utc>) -> String {
+pub(crate) fn relative(t: DateTime<Utc>, now: DateTime<Utc>) -> String {
     let secs = (t - now).num_seconds();
     let (n, unit) = match secs.abs() {
         s if s >= 2 * 86_400 => (s / 86_400, "days"),
@@ -231,7 +279,7 @@ fn relative(t: DateTime<Utc>, now: DateTime<Utc>) -> String {
     }
 }
 
-struct Painter(bool);
+pub(crate) struct Painter(pub(crate) bool);
 
 impl Painter {
     fn paint(&self, style: Style, text: &str) -> String {
@@ -264,7 +312,7 @@ impl Painter {
         self.severity(s, m)
     }
 
-    fn verdict(&self, v: Verdict) -> String {
+    pub(crate) fn verdict(&self, v: Verdict) -> String {
         let style = match v {
             Verdict::Supported => Style::new().fg_color(Some(AnsiColor::Green.into())).bold(),
             Verdict::AtRisk => Style::new().fg_color(Some(AnsiColor::Yellow.into())).bold(),

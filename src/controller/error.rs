@@ -43,6 +43,10 @@ pub enum Call {
     ApplyStatus,
     /// Recording a verdict Event.
     PublishEvent,
+    /// Reading the OpenReports ClusterReport.
+    ReadReport,
+    /// Server-side apply of the OpenReports ClusterReport.
+    ApplyReport,
 }
 
 impl fmt::Display for Call {
@@ -51,6 +55,8 @@ impl fmt::Display for Call {
             Call::ApplyObject => "applying the SupportStatus",
             Call::ApplyStatus => "applying the SupportStatus status",
             Call::PublishEvent => "recording the verdict Event",
+            Call::ReadReport => "reading the ClusterReport",
+            Call::ApplyReport => "applying the ClusterReport",
         })
     }
 }

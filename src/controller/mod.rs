@@ -7,6 +7,7 @@ pub mod error;
 mod leases;
 mod nodes;
 mod reconcile;
+mod reports;
 mod runtime;
 mod triggers;
 mod watches;
@@ -31,7 +32,7 @@ use crate::health::{Health, HealthSettings};
 use crate::k8s::leader::{self, LeaderConfig, Leadership};
 use crate::k8s::objects::CachedNode;
 use crate::metrics::{Metrics, NodeMetrics};
-use crate::server::{self, ServerState};
+use crate::server::{self, Addresses, MetricsSecurity};
 use crate::snapshot::ClusterSnapshot;
 use clock::Clock;
 pub use error::{Category, Error};
@@ -46,8 +47,12 @@ const DRAIN: Duration = Duration::from_secs(10);
 /// How the operator runs.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// Address of /metrics, /healthz, /readyz (port 0: any).
+    /// Address of /metrics (port 0: any).
     pub metrics_addr: SocketAddr,
+    /// HTTPS with authentication and authorization, or plain HTTP.
+    pub metrics_security: MetricsSecurity,
+    /// Address of /healthz and /readyz, plain HTTP (port 0: any).
+    pub health_addr: SocketAddr,
     /// Leader election, if enabled.
     pub leader: Option<LeaderConfig>,
     /// Longest time between two evaluations of a policy.
@@ -56,20 +61,22 @@ pub struct Settings {
     pub discovery_interval: Duration,
     /// This replica's identity (Event reporter instance).
     pub identity: String,
-    /// Told the address the HTTP server bound (useful with port 0).
-    pub report_addr: Option<tokio::sync::mpsc::UnboundedSender<SocketAddr>>,
+    /// Told the addresses the HTTP servers bound (useful with port 0).
+    pub report_addr: Option<tokio::sync::mpsc::UnboundedSender<Addresses>>,
     /// The bounds of /healthz and /readyz.
     pub health: HealthSettings,
     /// Which nodes have series of their own on /metrics.
     pub node_metrics: NodeMetrics,
+    /// Also write an OpenReports ClusterReport per policy (when its CRD is installed).
+    pub openreports: bool,
 }
 
 /// Why the operator stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
-    /// The metrics server could not start or failed.
-    #[error("metrics server: {0}")]
-    Server(#[from] std::io::Error),
+    /// An HTTP server could not start or failed.
+    #[error("{0} server: {1}")]
+    Server(&'static str, server::ServeError),
     /// The leader elector stopped.
     #[error("leader election: {0}")]
     Leader(#[from] leader::LeaderError),
@@ -83,6 +90,8 @@ pub enum RunError {
 struct ClusterInfo {
     server_version: Option<String>,
     api_versions: Option<Vec<String>>,
+    /// The API server serves openreports.io ClusterReports (asked only with `--openreports`).
+    cluster_reports: bool,
 }
 
 /// Shared state of reconciles.
@@ -105,6 +114,8 @@ pub struct Context {
     verdicts: Mutex<HashMap<String, Option<Verdict>>>,
     /// Consecutive failures per policy, for the backoff.
     failures: Mutex<HashMap<String, u32>>,
+    /// The OpenReports ClusterReports.
+    reports: reports::Reports,
     resync: Duration,
     /// True once every cache synced and discovery answered: no evaluation before (a half-filled
     /// cache would write a wrong status, then the right one, with Events for both).
@@ -120,7 +131,8 @@ impl Context {
         let leases = self.leases.get(policy_leases)?;
         let nodes = self.nodes.nodes();
         let info = self.cluster.read().unwrap_or_else(|e| e.into_inner()).clone();
-        Some(ClusterSnapshot { server_version: info.server_version, nodes, leases, api_versions: info.api_versions })
+        let (server_version, api_versions) = (info.server_version, info.api_versions);
+        Some(ClusterSnapshot { server_version, nodes, leases, api_versions })
     }
 
     /// Forgets what was written for policies that no longer exist.
@@ -128,12 +140,14 @@ impl Context {
         let exists = |p: &String| self.policies.get(&ObjectRef::new(p)).is_some();
         self.written.lock().unwrap_or_else(|e| e.into_inner()).retain(|p, _| exists(p));
         self.verdicts.lock().unwrap_or_else(|e| e.into_inner()).retain(|p, _| exists(p));
+        self.reports.retain(exists);
     }
 
     /// Forgets every write (leadership lost: another replica writes meanwhile).
     fn forget_writes(&self) {
         self.written.lock().unwrap_or_else(|e| e.into_inner()).clear();
         self.verdicts.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        self.reports.forget_all();
     }
 }
 
@@ -154,21 +168,10 @@ pub async fn run(
     let health = Arc::new(Health::new(settings.health));
     let mut tasks = Tasks::default();
 
-    // HTTP server, up until the very end.
-    let (bound_tx, bound_rx) = tokio::sync::oneshot::channel();
-    let server_state = ServerState { metrics: metrics.clone(), health: health.clone() };
-    tasks.spawn("metrics server", async move {
-        server::serve(settings.metrics_addr, server_state, bound_tx, std::future::pending()).await?;
-        Err(RunError::Task("metrics server"))
-    });
-    match bound_rx.await {
-        Ok(addr) => {
-            tracing::info!(%addr, "serving /metrics, /healthz and /readyz");
-            if let Some(tx) = &settings.report_addr {
-                let _ = tx.send(addr);
-            }
-        }
-        Err(_) => return Err(tasks.first_failure().await),
+    // HTTP servers, up until the very end.
+    let addresses = runtime::start_servers(&mut tasks, &settings, &metrics, &health, &client).await?;
+    if let Some(tx) = &settings.report_addr {
+        let _ = tx.send(addresses);
     }
 
     // Leadership.
@@ -226,6 +229,7 @@ pub async fn run(
         written: Mutex::new(HashMap::new()),
         verdicts: Mutex::new(HashMap::new()),
         failures: Mutex::new(HashMap::new()),
+        reports: reports::Reports::new(settings.openreports),
         resync: settings.resync,
         ready: ready_rx,
         stopping: stop_rx.clone(),

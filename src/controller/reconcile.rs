@@ -11,10 +11,12 @@ use kube::{Api, Resource, ResourceExt};
 use rand::Rng;
 
 use super::error::{within, Call, Error};
+use super::reports::{self, Synced};
 use super::{requeue_at, Context};
 use crate::crd::v1alpha1::{SupportPolicy, SupportReport, SupportStatus, Verdict};
 use crate::k8s::status;
 use crate::policy::{self, evaluate, report, Evaluation, Policy, PolicyError};
+use crate::text::cut_to_bytes;
 
 /// The name of the controller's work in `/healthz`.
 pub(super) const LOOP: &str = "controller";
@@ -30,7 +32,8 @@ const NOTE_LIMIT: usize = 1024;
 
 /// Whether the writes of a reconcile happened.
 enum Written {
-    Done,
+    /// The status as written (or already stored), and the policy's uid.
+    Done(Box<SupportReport>, String),
     /// Held back: less than the safety margin of the Lease is left.
     Deferred,
 }
@@ -81,7 +84,11 @@ pub(super) async fn reconcile(obj: Arc<DeserializeGuard<SupportPolicy>>, ctx: Ar
     };
 
     if ctx.leadership.is_leader() {
-        if let Written::Deferred = write(&obj, &name, &evaluation, &ctx, now).await? {
+        let (status, uid) = match write(&obj, &name, &evaluation, &ctx, now).await? {
+            Written::Done(status, uid) => (status, uid),
+            Written::Deferred => return Ok(Action::requeue(DEFERRED)),
+        };
+        if let Synced::Deferred = reports::sync(&ctx, &name, &uid, &status, now).await? {
             return Ok(Action::requeue(DEFERRED));
         }
         // Recorded only while still the leader, atomically with the end of leadership clearing
@@ -98,7 +105,7 @@ pub(super) async fn reconcile(obj: Arc<DeserializeGuard<SupportPolicy>>, ctx: Ar
 }
 
 /// The time a write starting now may take, if one may start.
-fn budget(ctx: &Context) -> Option<Duration> {
+pub(super) fn budget(ctx: &Context) -> Option<Duration> {
     ctx.leadership.write_budget().map(|left| left.min(WRITE_TIMEOUT))
 }
 
@@ -144,7 +151,7 @@ async fn write(
     let next = report::report(evaluation, base, obj.meta().generation, now);
     let unchanged = previous.as_ref() == Some(&next) || last_written.as_ref() == Some(&next);
     if unchanged {
-        return Ok(Written::Done);
+        return Ok(Written::Done(Box::new(next), uid));
     }
     let Some(budget) = budget(ctx) else { return Ok(Written::Deferred) };
     let rv = within(Call::ApplyStatus, budget, status::apply_status(&api, name, &next)).await?;
@@ -158,17 +165,7 @@ async fn write(
     if before != next.verdict {
         publish_event(obj, ctx, before, &next).await;
     }
-    Ok(Written::Done)
-}
-
-/// At most `limit` bytes of `s`, cut at a character boundary and ended with `…` when cut.
-pub(super) fn cut_to_bytes(s: &str, limit: usize) -> String {
-    if s.len() <= limit {
-        return s.to_string();
-    }
-    let room = limit.saturating_sub('…'.len_utf8());
-    let end = s.char_indices().map(|(i, c)| i + c.len_utf8()).take_while(|end| *end <= room).last().unwrap_or(0);
-    format!("{}…", &s[..end])
+    Ok(Written::Done(Box::new(next), uid))
 }
 
 async fn publish_event(

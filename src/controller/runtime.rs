@@ -7,8 +7,13 @@ use std::future::Future;
 
 use tokio::task::{Id, JoinSet};
 
-use super::RunError;
+use std::sync::Arc;
+
+use super::{RunError, Settings};
+use crate::health::Health;
 use crate::k8s::leader::LeaderError;
+use crate::metrics::Metrics;
+use crate::server::{self, Addresses, MetricsSecurity};
 
 /// Tasks that must run until the shutdown.
 #[derive(Default)]
@@ -55,6 +60,38 @@ impl Tasks {
     }
 }
 
+/// Starts the health and metrics servers as supervised tasks; returns once both are bound (or
+/// with the failure of the first that could not start).
+pub(super) async fn start_servers(
+    tasks: &mut Tasks,
+    settings: &Settings,
+    metrics: &Arc<Metrics>,
+    health: &Arc<Health>,
+    client: &kube::Client,
+) -> Result<Addresses, RunError> {
+    let (health_tx, health_rx) = tokio::sync::oneshot::channel();
+    let (health_addr, probes) = (settings.health_addr, health.clone());
+    tasks.spawn("health server", async move {
+        let served = server::serve_health(health_addr, probes, health_tx).await;
+        Err(served.err().map_or(RunError::Task("health server"), |e| RunError::Server("health", e)))
+    });
+    let (metrics_tx, metrics_rx) = tokio::sync::oneshot::channel();
+    let (addr, security, exported, reviews) =
+        (settings.metrics_addr, settings.metrics_security.clone(), metrics.clone(), client.clone());
+    tasks.spawn("metrics server", async move {
+        let served = server::serve_metrics_endpoint(addr, exported, security, reviews, metrics_tx).await;
+        Err(served.err().map_or(RunError::Task("metrics server"), |e| RunError::Server("metrics", e)))
+    });
+    match (metrics_rx.await, health_rx.await) {
+        (Ok(metrics), Ok(health)) => {
+            let secure = matches!(settings.metrics_security, MetricsSecurity::Secure(_));
+            tracing::info!(%metrics, secure, %health, "serving /metrics, and /healthz and /readyz");
+            Ok(Addresses { metrics, health })
+        }
+        _ => Err(tasks.first_failure().await),
+    }
+}
+
 /// The end of the elector, if there is one (an error: it runs until released).
 pub(super) async fn elector_end(elector: &mut Option<tokio::task::JoinHandle<Result<(), LeaderError>>>) -> RunError {
     let Some(handle) = elector.as_mut() else { return std::future::pending().await };
@@ -78,8 +115,8 @@ mod tests {
         assert!(matches!(tasks.first_failure().await, RunError::Task("ends")));
         tasks.spawn_forever("panics", async { panic!("boom") });
         assert!(matches!(tasks.first_failure().await, RunError::Task("panics")));
-        tasks.spawn("fails", async { Err(RunError::Server(std::io::Error::other("bind"))) });
-        assert!(matches!(tasks.first_failure().await, RunError::Server(_)));
+        tasks.spawn("fails", async { Err(RunError::Server("metrics", std::io::Error::other("bind").into())) });
+        assert!(matches!(tasks.first_failure().await, RunError::Server("metrics", _)));
         tasks.shutdown().await;
     }
 }

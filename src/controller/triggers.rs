@@ -10,6 +10,7 @@ use tokio::sync::watch;
 
 use super::{ClusterInfo, Context};
 use crate::k8s::gather::served_api_versions;
+use crate::k8s::openreports;
 
 /// The name of the discovery loop in `/healthz`.
 const DISCOVERY: &str = "discovery";
@@ -61,11 +62,24 @@ pub(super) async fn discovery_loop(ctx: Arc<Context>, interval: Duration, change
         let result = async {
             let version = ctx.client.apiserver_version().await?.git_version;
             let api_versions = served_api_versions(&ctx.client).await?;
-            Ok::<_, kube::Error>(ClusterInfo { server_version: Some(version), api_versions: Some(api_versions) })
+            let openreports = ctx.reports.enabled() && api_versions.iter().any(|v| v == openreports::API_VERSION);
+            let cluster_reports = openreports && openreports::served(&ctx.client).await?;
+            Ok::<_, kube::Error>(ClusterInfo {
+                server_version: Some(version),
+                api_versions: Some(api_versions),
+                cluster_reports,
+            })
         };
         let wait = match tokio::time::timeout(DISCOVERY_TIMEOUT * 2, result).await {
             Ok(Ok(info)) => {
                 let mut current = ctx.cluster.write().unwrap_or_else(|e| e.into_inner());
+                if ctx.reports.enabled() && current.cluster_reports != info.cluster_reports {
+                    match info.cluster_reports {
+                        true => tracing::info!("ClusterReports are served: writing an OpenReports report per policy"),
+                        false => tracing::warn!("ClusterReports are not served (the openreports.io CRD is not installed): no OpenReports reports"),
+                    }
+                    ctx.reports.forget_all();
+                }
                 if *current != info {
                     *current = info;
                     drop(current);

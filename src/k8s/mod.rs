@@ -4,4 +4,5 @@
 pub mod gather;
 pub mod leader;
 pub mod objects;
+pub mod openreports;
 pub mod status;

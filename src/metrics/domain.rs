@@ -50,11 +50,13 @@ pub(super) enum Domain {
     PoolNotReady,
     PoolImageNodes,
     PoolImageRelease,
+    PlanSteps,
+    PlanDeadline,
 }
 
 /// Every domain family, in the order of [`Domain`]. Labels other than `policy` are listed in
 /// the order of the values a series holds.
-pub(super) const FAMILIES: [Family; 12] = [
+pub(super) const FAMILIES: [Family; 14] = [
     Family {
         name: "support_verdict",
         help: "1 for the policy's current verdict, 0 for the others.",
@@ -107,6 +109,16 @@ pub(super) const FAMILIES: [Family; 12] = [
         name: "support_pool_node_image_release_timestamp_seconds",
         help: "The oldest release (or creation) instant of the nodes of support_pool_node_images.",
         labels: &["image", "pool", "released"],
+    },
+    Family {
+        name: "support_plan_steps",
+        help: "Steps of the upgrade plan that keeps the cluster supported through the plan horizon.",
+        labels: &[],
+    },
+    Family {
+        name: "support_plan_first_step_deadline_timestamp_seconds",
+        help: "Do the plan's first step before this instant (only while the plan has a step with a date).",
+        labels: &["action"],
     },
 ];
 
@@ -195,6 +207,10 @@ pub(super) fn series(eval: &Evaluation, nodes: NodeMetrics) -> Vec<Series> {
     }
     for (name, at) in &eval.samples.heartbeats {
         out.push(s(Domain::Heartbeat, vec![text(name)], ts(*at)));
+    }
+    out.push(s(Domain::PlanSteps, vec![], eval.plan.len() as f64));
+    if let Some((first, by)) = eval.plan.first().and_then(|s| Some((s, s.by.instant()?))) {
+        out.push(s(Domain::PlanDeadline, vec![text(first.action.as_str())], ts(by)));
     }
     out.sort_by(|a, b| a.domain.cmp(&b.domain).then_with(|| a.labels.cmp(&b.labels)));
     out

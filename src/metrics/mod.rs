@@ -167,7 +167,7 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crd::v1alpha1::{Platform, SupportPolicySpec};
+    use crate::crd::v1alpha1::{Platform, SupportPolicySpec, SystemMetadataSpec};
     use crate::snapshot::{ClusterSnapshot, NodeInfo, Readiness};
     use std::collections::BTreeSet;
     use std::sync::Arc;
@@ -199,8 +199,10 @@ mod tests {
                 .collect(),
             ..Default::default()
         };
+        // (Bare nodes: the system labels are not what these tests are about.)
+        let system_metadata = Some(SystemMetadataSpec { enabled: Some(false), ..Default::default() });
         crate::policy::evaluate(
-            &SupportPolicySpec { platform: Platform::Aks, ..Default::default() },
+            &SupportPolicySpec { platform: Platform::Aks, system_metadata, ..Default::default() },
             &snap,
             crate::time::parse_rfc3339("2026-11-25T00:00:00Z").unwrap(),
         )
@@ -219,6 +221,28 @@ mod tests {
         let exported = m.names();
         let exported: BTreeSet<&str> = exported.iter().map(String::as_str).collect();
         assert_eq!(listed, exported, "README Metrics table vs /metrics");
+    }
+
+    /// The plan is its step count and the date of its first step.
+    #[test]
+    fn the_plan_is_exported_as_its_step_count_and_first_deadline() {
+        let m = Metrics::new();
+        let e = eval(&[("a", true)]);
+        // The image of 2026-11-18 leaves support on 2027-02-16, within the 90-day horizon.
+        assert_eq!(e.plan.len(), 1);
+        m.record("p", &e);
+        let text = m.encode();
+        assert!(text.contains(r#"support_plan_steps{policy="p"} 1"#), "{text}");
+        let by = crate::time::parse_rfc3339("2027-02-16T00:00:00Z").unwrap().timestamp();
+        let want = format!(
+            r#"support_plan_first_step_deadline_timestamp_seconds{{action="RefreshNodeImage",policy="p"}} {by}"#
+        );
+        assert!(text.contains(&want), "{text}");
+        // Nothing to do: no step, no deadline.
+        m.record("p", &Evaluation::default());
+        let text = m.encode();
+        assert!(text.contains(r#"support_plan_steps{policy="p"} 0"#), "{text}");
+        assert!(!text.contains("support_plan_first_step_deadline_timestamp_seconds{"), "{text}");
     }
 
     #[test]
@@ -261,7 +285,10 @@ mod tests {
                 .image("AKSUbuntu-2204gen2containerd-202611.18.0")
                 .not_ready("2026-11-24T00:00:00Z"),
         );
-        let e = evaluate(&spec(Platform::Aks), &cluster("v1.35.1", nodes), at("2026-11-25"));
+        // (Nodes without the system labels: those are not what this test is about.)
+        let mut s = spec(Platform::Aks);
+        s.system_metadata = Some(SystemMetadataSpec { enabled: Some(false), ..Default::default() });
+        let e = evaluate(&s, &cluster("v1.35.1", nodes), at("2026-11-25"));
         for (mode, images, not_ready) in
             [(NodeMetrics::All, 12, 1), (NodeMetrics::Unhealthy, 1, 1), (NodeMetrics::None, 0, 0)]
         {

@@ -12,6 +12,7 @@ use chrono::{DateTime, Utc};
 use super::ids::{RuleId, Subject, POLICY_INVALID};
 use super::model::Policy;
 use super::outcome::{Evaluation, Finding, Transition};
+use super::plan;
 use super::rules::{InScope, Input, Output};
 use super::settings::PolicyError;
 use super::signal::{About, Cause, PoolGroup, Signal, Who, SHOWN};
@@ -78,6 +79,14 @@ pub fn evaluate_resolved(policy: &Policy, snapshot: &ClusterSnapshot, now: DateT
         .chain(transitions.iter().filter(|t| t.at > horizon).map(|t| minus_days(t.at, HORIZON_DAYS)))
         .filter(|at| *at > now)
         .min();
+    // The plan reads the signals; it changes at instants of its own too.
+    let plan = plan::plan(&plan::Input {
+        upgrades: out.upgrades.as_ref(),
+        signals: &out.signals,
+        now,
+        horizon_days: policy.plan_horizon_days,
+    });
+    let next_change = next_change.into_iter().chain(plan.next_change).min();
     let upcoming: Vec<Transition> = transitions.into_iter().filter(|t| t.at <= horizon).take(MAX_UPCOMING).collect();
     let verdict = match findings.iter().map(|f| f.severity).max() {
         Some(Severity::Unsupported) => Verdict::Unsupported,
@@ -96,6 +105,7 @@ pub fn evaluate_resolved(policy: &Policy, snapshot: &ClusterSnapshot, now: DateT
         upcoming,
         next_change,
         samples: summary.samples,
+        plan: plan.steps,
     }
 }
 

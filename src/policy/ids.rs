@@ -46,6 +46,8 @@ pub enum Subject {
     ApiVersion(String),
     /// An attestation of the policy (`Attestation/<name>`).
     Attestation(String),
+    /// A minor's entry in the policy's release calendar (`Calendar/1.37`).
+    Calendar(String),
     /// The cluster as a whole (`Cluster/cluster`).
     Cluster,
     /// The API server (`ControlPlane/kube-apiserver`).
@@ -66,6 +68,7 @@ impl Subject {
         match self {
             Subject::ApiVersion(_) => "APIVersion",
             Subject::Attestation(_) => "Attestation",
+            Subject::Calendar(_) => "Calendar",
             Subject::Cluster => "Cluster",
             Subject::ControlPlane => "ControlPlane",
             Subject::Heartbeat(_) => "Heartbeat",
@@ -76,26 +79,31 @@ impl Subject {
     }
 
     /// The rank of `Node`.
-    pub(crate) const NODE_RANK: u8 = 5;
+    pub(crate) const NODE_RANK: u8 = 6;
 
     /// The rank of its kind, in the order subjects sort.
     pub(crate) fn rank(&self) -> u8 {
         match self {
             Subject::ApiVersion(_) => 0,
             Subject::Attestation(_) => 1,
-            Subject::Cluster => 2,
-            Subject::ControlPlane => 3,
-            Subject::Heartbeat(_) => 4,
+            Subject::Calendar(_) => 2,
+            Subject::Cluster => 3,
+            Subject::ControlPlane => 4,
+            Subject::Heartbeat(_) => 5,
             Subject::Node(_) => Self::NODE_RANK,
-            Subject::NodePool(_) => 6,
-            Subject::Policy => 7,
+            Subject::NodePool(_) => 7,
+            Subject::Policy => 8,
         }
     }
 
     /// The name, in full.
     pub fn name(&self) -> &str {
         match self {
-            Subject::ApiVersion(n) | Subject::Attestation(n) | Subject::Heartbeat(n) | Subject::NodePool(n) => n,
+            Subject::ApiVersion(n)
+            | Subject::Attestation(n)
+            | Subject::Calendar(n)
+            | Subject::Heartbeat(n)
+            | Subject::NodePool(n) => n,
             Subject::Node(n) => n,
             Subject::Cluster => "cluster",
             Subject::ControlPlane => "kube-apiserver",
@@ -120,6 +128,7 @@ mod tests {
         prop_oneof![
             name.prop_map(Subject::ApiVersion),
             name.prop_map(Subject::Attestation),
+            name.prop_map(Subject::Calendar),
             Just(Subject::Cluster),
             Just(Subject::ControlPlane),
             name.prop_map(Subject::Heartbeat),
@@ -135,6 +144,9 @@ mod tests {
         #[test]
         fn subjects_order_as_their_strings(a in arb_subject(), b in arb_subject()) {
             prop_assert_eq!(a.cmp(&b), a.to_string().cmp(&b.to_string()));
+            if a.rank() != b.rank() {
+                prop_assert_eq!(a.rank().cmp(&b.rank()), a.cmp(&b));
+            }
         }
     }
 

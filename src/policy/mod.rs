@@ -8,14 +8,18 @@
 //! is an input, so evaluating at any instant, past or future, is deterministic. The outcome is
 //! typed (`outcome`, `ids`); `report` turns it into the v1alpha1 status.
 //!
+//! The upgrade plan (`plan`) is a family of outputs: it reads the families' signals and the
+//! version family's calendar, and adds steps (no finding).
+//!
 //! Modules, bottom up: `ids`, `settings`, `signal`, `outcome` → `rules` → `model` →
-//! `summary`, `evaluate` → `report`.
+//! `summary`, `plan`, `evaluate` → `report`.
 
 pub mod evaluate;
 pub mod ids;
 pub mod limits;
 pub mod model;
 pub mod outcome;
+mod plan;
 pub mod report;
 pub(crate) mod rules;
 pub mod selector;

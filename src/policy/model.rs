@@ -8,7 +8,7 @@ use kube::core::Selector;
 
 use super::rules::{Rules, FAMILIES, POOL_LABELS};
 use super::selector::NodeSelector;
-use super::settings::{Errors, PolicyError, Sources};
+use super::settings::{Errors, PolicyError, Sources, DEFAULT_PLAN_HORIZON_DAYS};
 use crate::crd::v1alpha1::{LeaseReference, Platform, SupportPolicySpec};
 use crate::snapshot::NodeKeys;
 
@@ -20,6 +20,8 @@ pub struct Policy {
     pub selector: Option<NodeSelector>,
     /// The families that are evaluated, with their settings.
     pub(crate) rules: Vec<Box<dyn Rules>>,
+    /// How many days ahead the upgrade plan keeps the cluster supported.
+    pub plan_horizon_days: u32,
 }
 
 impl fmt::Debug for Policy {
@@ -45,6 +47,10 @@ impl Policy {
             }
         });
         let sources = Sources::of(spec);
+        let plan_horizon_days = sources.plan_horizon_days().unwrap_or_else(|e| {
+            errors.extend(vec![e]);
+            DEFAULT_PLAN_HORIZON_DAYS
+        });
         let mut rules = Vec::new();
         for family in FAMILIES {
             match (family.resolve)(&sources) {
@@ -53,7 +59,7 @@ impl Policy {
                 Err(e) => errors.extend(e),
             }
         }
-        errors.into_result(Policy { platform: spec.platform, selector, rules })
+        errors.into_result(Policy { platform: spec.platform, selector, rules, plan_horizon_days })
     }
 
     /// The Leases the policy reads (its heartbeats), for the operator's cache and `check`.

@@ -8,7 +8,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 
 use super::ids::{RuleId, Subject};
 use super::settings::PolicyError;
-use crate::crd::v1alpha1::{NodeCounts, Severity, SupportState, Verdict};
+use crate::crd::v1alpha1::{NodeCounts, PlanAction, Severity, SupportState, Verdict};
 use crate::version::Minor;
 
 /// The outcome of one evaluation. It grows with the node count (pools, per-node samples); the
@@ -36,6 +36,67 @@ pub struct Evaluation {
     pub next_change: Option<DateTime<Utc>>,
     /// Per-node and per-item detail for metrics.
     pub samples: Samples,
+    /// The upgrade plan: what to do, in order, to stay supported through the plan horizon.
+    pub plan: Vec<Step>,
+}
+
+/// One step of the upgrade plan (`plan`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step {
+    /// What to do.
+    pub action: PlanAction,
+    /// What it is done to.
+    pub subject: Subject,
+    /// The minor it moves from (a pool's oldest).
+    pub from: Option<Minor>,
+    /// The minor it moves to.
+    pub to: Option<Minor>,
+    /// Do it before then: the earliest of its own reasons and of the steps that wait on it.
+    pub by: Due,
+    /// The finding it prevents.
+    pub prevents: Reason,
+    /// The cluster may need a redeploy.
+    pub redeploy: bool,
+    /// What to do and why, with dates.
+    pub message: String,
+}
+
+/// A finding a plan step prevents, and when it is (or became) Unsupported without the step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reason {
+    /// The finding's rule.
+    pub rule: RuleId,
+    /// The finding's subject.
+    pub subject: Subject,
+    /// When it is Unsupported without the step: `Already` (since an instant not known), `At`,
+    /// or `Never` on its own (it follows another step).
+    pub at: Due,
+}
+
+/// When something is due. Ordered: `Already` < `At(t)` < `Never`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Due {
+    /// Due already, since an instant not known.
+    Already,
+    /// Due at that instant.
+    At(DateTime<Utc>),
+    /// Not due on its own.
+    Never,
+}
+
+impl Due {
+    /// The instant, when there is one.
+    pub fn instant(self) -> Option<DateTime<Utc>> {
+        match self {
+            Due::At(t) => Some(t),
+            Due::Already | Due::Never => None,
+        }
+    }
+
+    /// Due at or before `t`.
+    pub fn by(self, t: DateTime<Utc>) -> bool {
+        self <= Due::At(t)
+    }
 }
 
 /// Something a person should know or do.

@@ -4,10 +4,15 @@
 //! settings it evaluates with. Nothing reads the raw spec after that.
 
 use crate::calendar::{self, Preset};
-use crate::crd::v1alpha1::{KubernetesVersionSpec, NodeImageSpec, StoppedNodesSpec, SupportPolicySpec};
+use crate::crd::v1alpha1::{
+    KubernetesVersionSpec, NodeImageSpec, StoppedNodesSpec, SupportPolicySpec, SystemMetadataSpec,
+};
 
 /// Largest number of days any threshold may hold (ten years), as the schema says.
 pub const MAX_DAYS: u32 = 3650;
+
+/// `planHorizonDays` when neither the policy nor its preset sets it.
+pub const DEFAULT_PLAN_HORIZON_DAYS: u32 = 90;
 
 /// A field of a policy that cannot be used, and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -69,6 +74,7 @@ merge_fields! {
         cluster_unsupported_after_days,
         cluster_not_upgradable_after_days,
     }
+    SystemMetadataSpec { enabled, severity, labels }
 }
 
 /// Where a family's settings come from: the policy's spec and its platform's preset.
@@ -84,6 +90,24 @@ impl<'a> Sources<'a> {
     /// The sources of `spec`.
     pub fn of(spec: &'a SupportPolicySpec) -> Self {
         Sources { spec, preset: calendar::preset(spec.platform) }
+    }
+
+    /// `planHorizonDays`: the policy's, else the preset's, else 90; within 1..=3650 (a value
+    /// out of range is an error of the policy, reported once by `Policy::resolve`).
+    pub fn plan_horizon_days(&self) -> Result<u32, PolicyError> {
+        let days = self
+            .spec
+            .plan_horizon_days
+            .or_else(|| self.preset.and_then(|p| p.spec.plan_horizon_days))
+            .unwrap_or(DEFAULT_PLAN_HORIZON_DAYS);
+        if (1..=MAX_DAYS).contains(&days) {
+            Ok(days)
+        } else {
+            Err(PolicyError {
+                field: "spec.planHorizonDays".into(),
+                reason: format!("{days} is not within 1 and {MAX_DAYS}"),
+            })
+        }
     }
 
     /// A section with the policy's merged over the preset's; `None` when neither has it (the

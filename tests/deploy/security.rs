@@ -83,13 +83,13 @@ fn network_policy_is_opt_in_and_admits_only_dns_the_api_server_and_monitoring() 
     assert_eq!(from.len(), 1);
     assert_eq!(from[0]["namespaceSelector"]["matchLabels"], json!({"kubernetes.io/metadata.name": "monitoring"}));
     assert!(from[0].get("ipBlock").is_none());
-    assert_eq!(ports(&ingress[0]), BTreeSet::from(["http-metrics/TCP".to_owned()]));
+    assert_eq!(ports(&ingress[0]), BTreeSet::from(["https-metrics/TCP".to_owned()]));
     let container = &deploy["spec"]["template"]["spec"]["containers"][0];
-    let metrics_port = container["ports"].as_array().unwrap().iter().find(|p| p["name"] == "http-metrics");
+    let metrics_port = container["ports"].as_array().unwrap().iter().find(|p| p["name"] == "https-metrics");
     assert!(metrics_port.is_some(), "the named port exists on the container");
     let service = find(&docs, "Service", "support-operator-metrics");
     assert!(
-        service["spec"]["ports"].as_array().unwrap().iter().all(|p| p["targetPort"] == "http-metrics"),
+        service["spec"]["ports"].as_array().unwrap().iter().all(|p| p["targetPort"] == "https-metrics"),
         "the Service reaches the pods only on the port the policy admits"
     );
 

@@ -9,6 +9,8 @@
 
 #![allow(dead_code)]
 
+pub mod https;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,6 +25,7 @@ use support_operator::controller::clock::ShiftedClock;
 use support_operator::controller::{self, RunError, Settings};
 use support_operator::crd::v1alpha1::{SupportPolicy, SupportStatus, Verdict};
 use support_operator::k8s::leader::LeaderConfig;
+use support_operator::server::MetricsSecurity;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -48,10 +51,40 @@ pub fn rfc3339_micro(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
 }
 
+/// The settings of the operators tests start: any free ports, plain `/metrics`, a 3 s Lease
+/// named `support-operator-test-leader` when `leader` gives (identity, namespace).
+pub fn test_settings(leader: Option<(&str, &str)>) -> Settings {
+    Settings {
+        metrics_addr: "127.0.0.1:0".parse().unwrap(),
+        metrics_security: MetricsSecurity::Plain,
+        health_addr: "127.0.0.1:0".parse().unwrap(),
+        openreports: false,
+        node_metrics: Default::default(),
+        leader: leader.map(|(identity, ns)| LeaderConfig {
+            namespace: ns.into(),
+            name: "support-operator-test-leader".into(),
+            identity: identity.into(),
+            duration: Duration::from_secs(3),
+        }),
+        resync: Duration::from_secs(3600),
+        discovery_interval: Duration::from_secs(600),
+        identity: leader.map(|(i, _)| i.to_string()).unwrap_or_else(|| "test".into()),
+        report_addr: None,
+        health: Default::default(),
+    }
+}
+
 /// A running operator, in this process.
 pub struct Operator {
     pub clock: ShiftedClock,
+    /// `/metrics`.
     pub addr: SocketAddr,
+    /// `/healthz` and `/readyz`.
+    pub health: SocketAddr,
+    /// `/metrics` is HTTPS with authentication (`MetricsSecurity::Secure`).
+    pub secure: bool,
+    /// The bearer token `metrics()` sends to a secure endpoint.
+    pub token: Option<String>,
     stop: watch::Sender<bool>,
     handle: Option<JoinHandle<Result<(), RunError>>>,
 }
@@ -74,27 +107,20 @@ impl Operator {
             support_operator::telemetry::init(support_operator::cli::LogFormat::Plain, &filter);
         }
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        let settings = Settings {
-            metrics_addr: "127.0.0.1:0".parse().unwrap(),
-            leader: leader.map(|(identity, ns)| LeaderConfig {
-                namespace: ns.into(),
-                name: "support-operator-test-leader".into(),
-                identity: identity.into(),
-                duration: Duration::from_secs(3),
-            }),
-            resync: Duration::from_secs(3600),
-            discovery_interval: Duration::from_secs(600),
-            identity: leader.map(|(i, _)| i.to_string()).unwrap_or_else(|| "test".into()),
-            report_addr: Some(tx),
-            health: Default::default(),
-            node_metrics: Default::default(),
-        };
+        let settings = Settings { report_addr: Some(tx), ..test_settings(leader) };
         let mut settings = settings;
         tweak(&mut settings);
+        let secure = matches!(settings.metrics_security, MetricsSecurity::Secure(_));
         let (stop, stop_rx) = watch::channel(false);
         let handle = tokio::spawn(controller::run(client, settings, Arc::new(clock.clone()), stop_rx));
-        let addr = tokio::time::timeout(WAIT, rx.recv()).await.expect("the operator serves metrics").expect("address");
-        Operator { clock, addr, stop, handle: Some(handle) }
+        let addrs = tokio::time::timeout(WAIT, rx.recv()).await.expect("the operator serves metrics").expect("address");
+        Operator { clock, addr: addrs.metrics, health: addrs.health, secure, token: None, stop, handle: Some(handle) }
+    }
+
+    /// Sends `token` with every scrape of a secure `/metrics`.
+    pub fn with_token(mut self, token: &str) -> Operator {
+        self.token = Some(token.to_string());
+        self
     }
 
     /// Sends SIGTERM's equivalent and waits for a clean exit.
@@ -110,10 +136,16 @@ impl Operator {
         self.handle.as_ref().is_some_and(|h| !h.is_finished())
     }
 
-    /// GET a path of the operator's HTTP server: (status code, body).
+    /// GET a path of the operator's HTTP servers (`/metrics` with the token over HTTPS when
+    /// secure; `/healthz`, `/readyz` on the health port): (status code, body).
     pub async fn get(&self, path: &str) -> (u16, String) {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let mut s = tokio::net::TcpStream::connect(self.addr).await.expect("connect");
+        let addr = if path == "/metrics" { self.addr } else { self.health };
+        if self.secure && addr == self.addr {
+            let answer = https::get(addr, path, self.token.as_deref()).await;
+            return (answer.code, answer.body);
+        }
+        let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
         s.write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes()).await.unwrap();
         let mut buf = String::new();
         s.read_to_string(&mut buf).await.unwrap();
@@ -189,6 +221,40 @@ pub struct Cluster {
 
 /// The user agent of the operators the scenarios start.
 pub const OPERATOR_AGENT: &str = "support-operator-under-test";
+
+/// The bearer token a test's Prometheus scrapes a secure `/metrics` with.
+pub const SCRAPE_TOKEN: &str = "prometheus-token";
+
+/// Who [`SCRAPE_TOKEN`] authenticates as.
+pub fn prometheus() -> test_apiserver::UserInfo {
+    test_apiserver::UserInfo::service_account("monitoring", "prometheus")
+}
+
+/// `builder` with [`SCRAPE_TOKEN`] and the shipped ClusterRole `support-operator-metrics-reader`
+/// (config/rbac/metrics_reader_role.yaml) bound to its user, as SubjectAccessReviews see it.
+pub fn with_metrics_reader(builder: test_apiserver::ApiServerBuilder) -> test_apiserver::ApiServerBuilder {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/config/rbac/metrics_reader_role.yaml");
+    let role: Value = support_operator::yaml::documents(&std::fs::read_to_string(path).unwrap())
+        .expect("the metrics reader role")
+        .remove(0);
+    let strings = |v: &Value| -> Vec<String> {
+        v.as_array().into_iter().flatten().filter_map(Value::as_str).map(str::to_owned).collect()
+    };
+    let mut builder = builder.token(SCRAPE_TOKEN, prometheus());
+    for rule in role["rules"].as_array().expect("rules") {
+        let (verbs, urls) = (strings(&rule["verbs"]), strings(&rule["nonResourceURLs"]));
+        let verbs: Vec<&str> = verbs.iter().map(String::as_str).collect();
+        let urls: Vec<&str> = urls.iter().map(String::as_str).collect();
+        let user = test_apiserver::RbacSubject::User(prometheus().username);
+        builder = builder.allow_non_resource(user, &verbs, &urls);
+    }
+    builder
+}
+
+/// `/metrics` as the operator serves it by default: HTTPS, a generated certificate, reviews.
+pub fn secure_metrics() -> MetricsSecurity {
+    MetricsSecurity::Secure(support_operator::server::SecureMetrics::default())
+}
 
 /// `config` with the operator's user agent.
 pub fn operator_config(mut config: kube::Config) -> kube::Config {
@@ -461,11 +527,15 @@ pub async fn nodes_stop(c: &Cluster) {
 pub async fn deadline_passes(c: &Cluster, op: &Operator) {
     let version = c.client.apiserver_version().await.expect("/version");
     let minor = format!("{}.{}", version.major, version.minor.trim_end_matches('+'));
+    // The next minor has an end too, so the calendar is not stale (CalendarStale).
+    let next = format!("{}.{}", version.major, version.minor.trim_end_matches('+').parse::<u32>().unwrap_or(0) + 1);
     let end = support_operator::time::parse_rfc3339(&format!("{}T00:00:00Z", day(10))).unwrap();
     c.create_node("a", &day(-1), true, now() - TimeDelta::days(1)).await;
     let policy = c.policy(
         "p",
-        json!({"kubernetesVersion": {"releases": [{"minor": minor, "released": day(-300), "endOfSupport": end.format("%Y-%m-%d").to_string()}],
+        json!({"kubernetesVersion": {"releases": [
+                {"minor": minor, "released": day(-300), "endOfSupport": end.format("%Y-%m-%d").to_string()},
+                {"minor": next, "released": day(-30), "endOfSupport": day(400)}],
             "warnBeforeDays": 0, "maxKubeletSkewMinors": 10}}),
     );
     c.apply_policy(&policy).await;

@@ -6,6 +6,8 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::Severity;
+
 /// The support rules of a managed Kubernetes platform and the numbers they use.
 ///
 /// A `platform` preset supplies the release calendar and the default of every number; each
@@ -60,6 +62,17 @@ pub struct SupportPolicySpec {
     /// Default: Forbid on AKS and AKSArc, Allow elsewhere.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alpha_apis: Option<AlphaApis>,
+
+    /// Node labels the platform sets and that must be left alone (rule SystemMetadataChanged).
+    /// Default: the platform's reserved labels on AKS and AKSArc; not evaluated elsewhere.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system_metadata: Option<SystemMetadataSpec>,
+
+    /// How many days ahead the upgrade plan (`status.plan`) keeps the cluster supported, and
+    /// how far ahead a stale calendar is a Warning (rule CalendarStale). Default: 90.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 3650))]
+    pub plan_horizon_days: Option<u32>,
 }
 
 /// A platform preset.
@@ -289,4 +302,33 @@ pub enum AlphaApis {
     Forbid,
     /// Alpha versions are not evaluated.
     Allow,
+}
+
+/// System-created node metadata: labels the platform sets on every node, which changing makes
+/// the cluster unsupported (adding labels of your own is fine).
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SystemMetadataSpec {
+    /// Evaluate the rule (default: true). `false` turns it off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// Severity of a finding: Info, Warning (default) or Unsupported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub severity: Option<Severity>,
+    /// The labels every node must carry. Replaces the preset's list.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
+    pub labels: Vec<SystemLabelSpec>,
+}
+
+/// A label the platform sets on every node.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SystemLabelSpec {
+    /// The label key, `prefix/name` (e.g. `kubernetes.azure.com/mode`).
+    #[schemars(length(min = 1, max = 317))]
+    pub key: String,
+    /// Every node of a pool carries the same value (default: false).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uniform_in_pool: Option<bool>,
 }

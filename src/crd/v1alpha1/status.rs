@@ -73,10 +73,21 @@ pub struct SupportReport {
     /// The transitions of the next 180 days, soonest first (at most 20).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub upcoming: Vec<Transition>,
+    /// The shortest ordered plan that keeps the cluster supported for the policy's
+    /// `planHorizonDays`, in the order to do it (at most 50 steps). Empty: nothing to do.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub plan: Vec<PlanStep>,
+    /// How many steps were left out of `plan` (the last ones).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub plan_omitted: u32,
 }
 
 fn is_zero(n: &u32) -> bool {
     *n == 0
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// The verdict of a policy, ordered from best to worst (`Unknown` last: nothing is known).
@@ -253,4 +264,80 @@ pub struct Transition {
     pub subject: String,
     /// The finding's severity from that instant on.
     pub severity: Severity,
+}
+
+/// One step of the upgrade plan.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct PlanStep {
+    /// What to do.
+    pub action: PlanAction,
+    /// What it is done to, `Kind/name` (`ControlPlane/kube-apiserver`, `NodePool/user`,
+    /// `Cluster/cluster`, `Node/aks-user-1`).
+    pub subject: String,
+    /// The minor it moves from (version steps; a pool's oldest).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    /// The minor it moves to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+    /// Do it before this instant: from it on the cluster is out of support unless this step
+    /// (and every step before it) is done. Absent: it is out of support already, since an
+    /// instant the calendar does not tell.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<DateTime<Utc>>,
+    /// The finding the step prevents (or ends).
+    pub prevents: PlanReason,
+    /// The cluster may need a redeploy (the incremental upgrade path is gone).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub redeploy: bool,
+    /// What to do and why, with dates.
+    pub message: String,
+}
+
+/// What a plan step does.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum PlanAction {
+    /// Start the stopped cluster (every step after it needs a running cluster).
+    StartCluster,
+    /// Start, repair or replace nodes that are not Ready.
+    StartNodes,
+    /// Upgrade the control plane by one minor.
+    UpgradeControlPlane,
+    /// Upgrade the control plane and every node pool directly to a minor (the incremental
+    /// path is gone; the cluster may need a redeploy).
+    UpgradeCluster,
+    /// Upgrade a node pool's kubelets to a minor (this lays down a new node image too).
+    UpgradeNodePool,
+    /// Refresh a node pool's node image (upgrade the image, or replace the nodes).
+    RefreshNodeImage,
+}
+
+impl PlanAction {
+    /// The name used in the API and in the `action` metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PlanAction::StartCluster => "StartCluster",
+            PlanAction::StartNodes => "StartNodes",
+            PlanAction::UpgradeControlPlane => "UpgradeControlPlane",
+            PlanAction::UpgradeCluster => "UpgradeCluster",
+            PlanAction::UpgradeNodePool => "UpgradeNodePool",
+            PlanAction::RefreshNodeImage => "RefreshNodeImage",
+        }
+    }
+}
+
+/// The finding a plan step prevents.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct PlanReason {
+    /// Its rule.
+    pub rule: String,
+    /// Its subject, `Kind/name`.
+    pub subject: String,
+    /// When it is (or became) Unsupported without the step. Absent: it has no instant of its
+    /// own (it would follow the next control-plane step), or it is Unsupported since an instant
+    /// the calendar does not tell.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<DateTime<Utc>>,
 }

@@ -1,8 +1,9 @@
 //! The status fits in a byte budget whatever the cluster holds. Every string in it is capped
 //! where it is made (names, versions, messages, conditions), so the part that is not a list is
 //! small (about 100 KiB at worst, every character a control character escaped as `\u00XX`);
-//! what remains over the budget is cut from the lists, pools first, then the least severe
-//! findings, and counted in `poolsOmitted` and `findingsOmitted`.
+//! what remains over the budget is cut from the lists, pools first, then the last steps of
+//! the plan, then the least severe findings, and counted in `poolsOmitted`, `planOmitted` and
+//! `findingsOmitted`.
 
 use serde::Serialize;
 
@@ -28,6 +29,11 @@ pub(super) fn fit(status: &mut SupportReport) {
         while excess > 0 && !status.pools.is_empty() {
             let cut = status.pools.pop().map(|p| size(&p) + 1).unwrap_or(0);
             status.pools_omitted += 1;
+            excess = excess.saturating_sub(cut);
+        }
+        while excess > 0 && !status.plan.is_empty() {
+            let cut = status.plan.pop().map(|s| size(&s) + 1).unwrap_or(0);
+            status.plan_omitted += 1;
             excess = excess.saturating_sub(cut);
         }
         while excess > 0 && !status.findings.is_empty() {
@@ -81,6 +87,7 @@ mod tests {
         assert_eq!(status.pools.len() + status.pools_omitted as usize, eval.pools.len());
         assert_eq!(status.findings.len() + status.findings_omitted as usize, status.findings_total as usize);
         assert_eq!(status.findings_total as usize, eval.findings.len());
+        assert_eq!(status.plan.len() + status.plan_omitted as usize, eval.plan.len());
         status
     }
 

@@ -11,8 +11,8 @@ use kube::Resource;
 use super::ids::Subject;
 use super::outcome::{self, Evaluation};
 use crate::crd::v1alpha1::{
-    ControlPlaneStatus, Finding, PoolSummary, SupportPolicy, SupportReport, SupportStatus, SupportStatusSpec,
-    Transition, Verdict, VersionCount,
+    ControlPlaneStatus, Finding, PlanReason, PlanStep, PoolSummary, SupportPolicy, SupportReport, SupportStatus,
+    SupportStatusSpec, Transition, Verdict, VersionCount,
 };
 use crate::text::{cap, name};
 use crate::time::to_k8s;
@@ -33,6 +33,8 @@ pub fn status_object(policy: &SupportPolicy, status: SupportReport) -> SupportSt
 
 /// At most this many findings in the status.
 pub const MAX_FINDINGS: usize = 50;
+/// At most this many plan steps in the status.
+pub const MAX_PLAN_STEPS: usize = 50;
 /// At most this many pools in the status.
 pub const MAX_POOLS: usize = 100;
 /// At most this many versions (kubelet, image) per pool in the status.
@@ -60,6 +62,7 @@ pub fn report(
     let total = eval.findings.len();
     let findings: Vec<Finding> = eval.findings.iter().take(MAX_FINDINGS).map(finding).collect();
     let pools: Vec<PoolSummary> = eval.pools.iter().take(MAX_POOLS).map(pool).collect();
+    let plan: Vec<PlanStep> = eval.plan.iter().take(MAX_PLAN_STEPS).map(step).collect();
 
     let (supported_status, supported_reason, supported_message) = match eval.verdict {
         Verdict::Supported => ("True", "Supported", "No finding is at Warning or worse.".to_string()),
@@ -99,6 +102,8 @@ pub fn report(
         findings_total: total as u32,
         next_deadline: eval.next_deadline.as_ref().map(transition),
         upcoming: eval.upcoming.iter().map(transition).collect(),
+        plan_omitted: (eval.plan.len() - plan.len()) as u32,
+        plan,
     };
     budget::fit(&mut status);
     status
@@ -122,6 +127,23 @@ fn finding(f: &outcome::Finding) -> Finding {
 
 fn transition(t: &outcome::Transition) -> Transition {
     Transition { at: t.at, rule: t.rule.to_string(), subject: subject(&t.subject), severity: t.severity }
+}
+
+fn step(s: &outcome::Step) -> PlanStep {
+    PlanStep {
+        action: s.action,
+        subject: subject(&s.subject),
+        from: s.from.map(|m| m.to_string()),
+        to: s.to.map(|m| m.to_string()),
+        by: s.by.instant(),
+        prevents: PlanReason {
+            rule: s.prevents.rule.to_string(),
+            subject: subject(&s.prevents.subject),
+            at: s.prevents.at.instant(),
+        },
+        redeploy: s.redeploy,
+        message: cap(&s.message, MESSAGE_CHARS),
+    }
 }
 
 fn pool(p: &outcome::Pool) -> PoolSummary {
@@ -206,6 +228,30 @@ mod tests {
         assert_eq!(r.observed_generation, Some(3));
         assert_eq!(r.conditions[0].status, "False");
         assert_eq!(r.conditions[0].reason, "AtRisk");
+    }
+
+    #[test]
+    fn plan_steps_are_bounded_and_the_cut_is_counted() {
+        let step = |i: u32| outcome::Step {
+            action: crate::crd::v1alpha1::PlanAction::RefreshNodeImage,
+            subject: Subject::NodePool(format!("p{i}")),
+            from: None,
+            to: None,
+            by: outcome::Due::At(parse_rfc3339("2026-12-01T00:00:00Z").unwrap()),
+            prevents: outcome::Reason {
+                rule: RuleId::new("NodeImageOutdated"),
+                subject: Subject::NodePool(format!("p{i}")),
+                at: outcome::Due::Already,
+            },
+            redeploy: false,
+            message: "m".repeat(3000),
+        };
+        let eval = Evaluation { plan: (0..70).map(step).collect(), ..Default::default() };
+        let r = report(&eval, None, Some(1), parse_rfc3339("2026-11-25T00:00:00Z").unwrap());
+        assert_eq!((r.plan.len(), r.plan_omitted), (MAX_PLAN_STEPS, 20));
+        assert_eq!(r.plan[49].subject, "NodePool/p49", "the first steps are kept, in order");
+        assert_eq!(r.plan[0].message.chars().count(), MESSAGE_CHARS, "messages are capped");
+        assert_eq!(r.plan[0].prevents.at, None, "due already: no instant");
     }
 
     #[test]

@@ -5,8 +5,10 @@
 
 mod alpha;
 mod attestation;
+mod calendar;
 mod heartbeat;
 mod image;
+mod metadata;
 mod problems;
 mod scope;
 mod stopped;
@@ -21,11 +23,16 @@ use super::ids::{RuleId, POLICY_INVALID};
 use super::outcome::{ControlPlane, Samples};
 use super::settings::{PolicyError, Sources};
 use super::signal::Signal;
+use crate::calendar::SupportCalendar;
 use crate::crd::v1alpha1::LeaseReference;
 use crate::snapshot::{ClusterSnapshot, NodeInfo, NodeKeys};
+use crate::version::Minor;
 
 pub(crate) use image::NODE_IMAGE_OUTDATED;
-pub(crate) use version::{KUBELET_VERSION_END_OF_SUPPORT, KUBELET_VERSION_SKEW};
+pub(crate) use stopped::{CLUSTER_NOT_UPGRADABLE, CLUSTER_STOPPED, NODE_NOT_READY};
+pub(crate) use version::{
+    KUBELET_VERSION_END_OF_SUPPORT, KUBELET_VERSION_SKEW, KUBERNETES_VERSION_END_OF_SUPPORT, KUBERNETES_VERSION_UNKNOWN,
+};
 
 /// A rule family, as the engine knows it.
 pub(crate) struct Family {
@@ -47,6 +54,8 @@ pub(crate) const FAMILIES: &[Family] = &[
     heartbeat::FAMILY,
     attestation::FAMILY,
     alpha::FAMILY,
+    metadata::FAMILY,
+    calendar::FAMILY,
     scope::FAMILY,
 ];
 
@@ -102,6 +111,21 @@ pub(crate) struct Output<'a> {
     pub control_plane: Option<ControlPlane>,
     /// Detail for metrics (and the pools' images).
     pub samples: Samples,
+    /// What the upgrade plan needs of the version settings, from the version family.
+    pub upgrades: Option<Upgrades>,
+}
+
+/// The version settings the upgrade plan reads (the rest it reads from the signals).
+#[derive(Debug, Clone)]
+pub(crate) struct Upgrades {
+    /// The calendar, with the policy's numbers.
+    pub calendar: Arc<SupportCalendar>,
+    /// How many minors a kubelet may be behind the control plane.
+    pub max_kubelet_skew_minors: u32,
+    /// At end of support a minor leaves the update servers: no incremental path from it.
+    pub upgrade_path_removed: bool,
+    /// The control plane's minor, when it parses.
+    pub control_plane: Option<Minor>,
 }
 
 /// A family with its settings resolved: it evaluates a snapshot.

@@ -109,6 +109,20 @@ fn render_causes(causes: &[Cause]) -> String {
 }
 
 impl ApiError {
+    /// 422 Invalid with one cause about `field` of a nameless `kind` of `group` (request options,
+    /// reviews).
+    pub(crate) fn invalid_field(group: &str, kind: &str, field: &str, reason: &str, message: &str) -> ApiError {
+        ApiError::Invalid {
+            subject: Subject {
+                group: group.to_owned(),
+                kind: kind.to_owned(),
+                qualified: format!("{kind}.{group}"),
+                name: String::new(),
+            },
+            causes: vec![Cause { reason: reason.to_owned(), message: message.to_owned(), field: field.to_owned() }],
+        }
+    }
+
     /// The HTTP status code.
     pub fn code(&self) -> u16 {
         match self {

@@ -277,9 +277,8 @@ mod tests {
     fn one_pool_in_seven_is_outdated() {
         let shape = ClusterShape::new(10_000);
         assert_eq!(shape.pools, 20);
-        let stale: Vec<usize> = (0..shape.pools)
-            .filter(|&p| shape.node(p)["status"]["nodeInfo"]["kubeletVersion"] == "v1.33.5")
-            .collect();
+        let stale: Vec<usize> =
+            (0..shape.pools).filter(|&p| shape.node(p)["status"]["nodeInfo"]["kubeletVersion"] == "v1.33.5").collect();
         assert_eq!(stale, [3, 10, 17]);
         let image = shape.node(3)["metadata"]["labels"]["kubernetes.azure.com/node-image-version"].clone();
         assert!(!image.as_str().unwrap().contains("202611."), "{image}");

@@ -11,7 +11,8 @@
 //!
 //! # What it models
 //! - **Resources** registered at start ([`default_resources`]: nodes, namespaces, core and
-//!   `events.k8s.io` events, leases, `SupportPolicy`, `SupportStatus`; more with
+//!   `events.k8s.io` events, leases, `SupportPolicy`, `SupportStatus`, TokenReview,
+//!   SubjectAccessReview; more with
 //!   [`ApiServerBuilder::resource`], e.g. an alpha group, or [`ResourceDef::from_crd`]).
 //! - **Discovery**: `/version`, `/api`, `/api/v1`, `/apis`, `/apis/{g}`, `/apis/{g}/{v}`, and
 //!   aggregated discovery (`apidiscovery.k8s.io/v2` or `v2beta1`) when the `Accept` header asks
@@ -52,6 +53,15 @@
 //!   custom resources are served while a CRD serves their version; CRD writes check the name,
 //!   the single storage version and `status.storedVersions`, and set the status the
 //!   apiextensions controllers would; deleting a CRD deletes its objects.
+//! - **TokenReview and SubjectAccessReview** (`authentication.k8s.io/v1`,
+//!   `authorization.k8s.io/v1`, always served): create only (other verbs 405), nothing stored,
+//!   the request echoed with a computed `status` (201). Tokens and their users
+//!   ([`ApiServerBuilder::token`]) and the non-resource rules that allow a user or group
+//!   ([`ApiServerBuilder::allow_non_resource`]) are configured by the test; unknown tokens are
+//!   unauthenticated, members of `system:masters` are allowed everything, resource attributes are
+//!   never allowed. Validation as on a real server (empty token 400; a SubjectAccessReview needs
+//!   exactly one of resource and non-resource attributes, and a user or a group: 422). Details in
+//!   `reviews.rs`. The emulator's own clients are still not authenticated.
 //! - **OpenAPI v3**: `/openapi/v3` and one document per served group/version with every path,
 //!   operation and query parameter (what kubectl reads to use server-side field validation), and
 //!   a custom resource's schema from its CRD; no schemas for built-in types.
@@ -64,8 +74,11 @@
 //!   [`ApiServer::delay_when`].
 //!
 //! # What it does not model
-//! - Authentication, authorization (RBAC), admission (webhooks, NamespaceLifecycle: objects
-//!   may be created in namespaces that do not exist), quotas, API priority and fairness.
+//! - Authentication and authorization of its own clients (every request is served; RBAC is
+//!   modelled only as the non-resource rules SubjectAccessReviews answer from), admission
+//!   (webhooks, NamespaceLifecycle: objects may be created in namespaces that do not exist),
+//!   quotas, API priority and fairness; SelfSubjectAccessReview, LocalSubjectAccessReview,
+//!   SelfSubjectReview, TokenRequest.
 //! - OpenAPI schema validation (but for the Event `note` limit above), defaulting, pruning of
 //!   unknown fields, CEL rules and `fieldValidation`: custom resources are stored as sent.
 //! - Strategic merge patch semantics: it is applied as a JSON merge patch (lists replaced,
@@ -97,6 +110,7 @@ mod meta;
 mod openapi;
 mod record;
 mod resources;
+mod reviews;
 mod selectors;
 mod server;
 mod store;
@@ -119,12 +133,14 @@ use tokio::task::JoinHandle;
 
 pub use errors::{ApiError, Cause, Subject};
 pub use record::{Fault, RequestRecord};
-pub use resources::{default_resources, Gvr, NameRule, ResourceDef};
+pub use resources::{default_resources, Gvr, NameRule, ResourceDef, Review};
+pub use reviews::{RbacSubject, UserInfo, DEFAULT_AUDIENCE};
 pub use selectors::{FieldSelector, LabelSelector};
 pub use store::{EventType, StoreStats};
 
 use record::{DelayRule, FaultRule};
 use resources::Registry;
+use reviews::{NonResourceRule, Reviews};
 use server::{lock, Counters, Inner};
 use store::{DeleteOpts, Store};
 
@@ -140,6 +156,7 @@ pub struct ApiServerBuilder {
     history_limit: usize,
     aggregated_discovery: bool,
     crds: bool,
+    reviews: Reviews,
 }
 
 impl Default for ApiServerBuilder {
@@ -151,6 +168,7 @@ impl Default for ApiServerBuilder {
             history_limit: 10_000,
             aggregated_discovery: true,
             crds: false,
+            reviews: Reviews::default(),
         }
     }
 }
@@ -216,6 +234,28 @@ impl ApiServerBuilder {
         self
     }
 
+    /// A bearer token that TokenReviews authenticate as `user`, for the server's own audience
+    /// ([`DEFAULT_AUDIENCE`]).
+    pub fn token(self, token: &str, user: UserInfo) -> Self {
+        self.token_for_audiences(token, user, &[DEFAULT_AUDIENCE])
+    }
+
+    /// A bearer token valid only for `audiences` (a TokenReview without audiences asks for the
+    /// server's own, [`DEFAULT_AUDIENCE`]).
+    pub fn token_for_audiences(mut self, token: &str, user: UserInfo, audiences: &[&str]) -> Self {
+        let audiences = audiences.iter().map(|a| (*a).to_owned()).collect();
+        self.reviews.tokens.insert(token.to_owned(), (user, audiences));
+        self
+    }
+
+    /// Lets `subject` use `verbs` on the non-resource URLs `urls` (a ClusterRole's
+    /// `nonResourceURLs` rule and its binding), as SubjectAccessReviews see it.
+    pub fn allow_non_resource(mut self, subject: RbacSubject, verbs: &[&str], urls: &[&str]) -> Self {
+        let strings = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect();
+        self.reviews.rules.push(NonResourceRule { subject, verbs: strings(verbs), urls: strings(urls) });
+        self
+    }
+
     /// Binds `127.0.0.1:0` and starts serving on the current tokio runtime.
     ///
     /// # Panics
@@ -244,6 +284,7 @@ impl ApiServerBuilder {
             bookmark_interval: Mutex::new(self.bookmark_interval),
             aggregated_discovery: self.aggregated_discovery,
             crds: self.crds,
+            reviews: self.reviews,
             server_address: addr.to_string(),
             counters: Counters::default(),
             shutdown: shutdown_rx,

@@ -105,6 +105,14 @@ fn resource_paths(def: &ResourceDef, paths: &mut Map<String, Value>) {
         p
     };
     let collection = format!("{prefix}{scope}/{}", def.plural);
+    if def.review.is_some() {
+        // Create only, as on a real server.
+        paths.insert(
+            collection,
+            json!({"post": operation(def, "post", "create", WRITE), "parameters": path_params(false)}),
+        );
+        return;
+    }
     paths.insert(
         collection.clone(),
         json!({

@@ -67,6 +67,16 @@ impl Gvr {
     pub fn support_statuses() -> Self {
         Self::new("support.compliance.dev", "v1alpha1", "supportstatuses")
     }
+
+    /// authentication.k8s.io/v1 `tokenreviews`.
+    pub fn token_reviews() -> Self {
+        Self::new("authentication.k8s.io", "v1", "tokenreviews")
+    }
+
+    /// authorization.k8s.io/v1 `subjectaccessreviews`.
+    pub fn subject_access_reviews() -> Self {
+        Self::new("authorization.k8s.io", "v1", "subjectaccessreviews")
+    }
 }
 
 impl std::fmt::Display for Gvr {
@@ -85,6 +95,16 @@ pub(crate) fn api_version(group: &str, version: &str) -> String {
     } else {
         format!("{group}/{version}")
     }
+}
+
+/// A create-only review resource: nothing is stored, the answer carries a computed `status`
+/// (see `reviews.rs`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Review {
+    /// authentication.k8s.io/v1 TokenReview.
+    Token,
+    /// authorization.k8s.io/v1 SubjectAccessReview.
+    SubjectAccess,
 }
 
 /// How object names of a resource are validated on create.
@@ -135,6 +155,8 @@ pub struct ResourceDef {
     /// Field selector keys supported besides `metadata.name` and `metadata.namespace`
     /// (dotted paths into the object, e.g. `spec.unschedulable`).
     pub field_selectors: Vec<String>,
+    /// A review (create only, nothing stored), or a normal resource.
+    pub review: Option<Review>,
 }
 
 impl ResourceDef {
@@ -154,6 +176,7 @@ impl ResourceDef {
             name_rule: NameRule::Subdomain,
             field_selectors: Vec::new(),
             unconditional_update: true,
+            review: None,
         }
     }
 
@@ -196,6 +219,12 @@ impl ResourceDef {
                 def
             })
             .collect()
+    }
+
+    /// A create-only review resource (TokenReview, SubjectAccessReview), as every API server
+    /// serves them: `create` is its only verb and the answer is computed, never stored.
+    pub fn review(group: &str, version: &str, plural: &str, kind: &str, review: Review) -> Self {
+        Self { review: Some(review), ..Self::base(group, version, plural, kind, false) }
     }
 
     /// Adds a `/status` subresource.
@@ -260,12 +289,15 @@ impl ResourceDef {
     }
 
     pub(crate) fn verbs(&self) -> Vec<&'static str> {
+        if self.review.is_some() {
+            return vec!["create"];
+        }
         vec!["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
     }
 }
 
-/// The default resources: nodes, namespaces, core and events.k8s.io events, leases and the two
-/// support.compliance.dev custom resources.
+/// The default resources: nodes, namespaces, core and events.k8s.io events, leases, the two
+/// support.compliance.dev custom resources, and the TokenReview and SubjectAccessReview APIs.
 pub fn default_resources() -> Vec<ResourceDef> {
     vec![
         ResourceDef::cluster("", "v1", "namespaces", "Namespace")
@@ -301,6 +333,14 @@ pub fn default_resources() -> Vec<ResourceDef> {
             .short_names(&["sst"])
             .categories(&["support"])
             .status_subresource(),
+        ResourceDef::review("authentication.k8s.io", "v1", "tokenreviews", "TokenReview", Review::Token),
+        ResourceDef::review(
+            "authorization.k8s.io",
+            "v1",
+            "subjectaccessreviews",
+            "SubjectAccessReview",
+            Review::SubjectAccess,
+        ),
     ]
 }
 

@@ -19,7 +19,7 @@ use tokio::sync::{mpsc, watch};
 use super::discovery;
 use super::errors::{ApiError, Cause, Subject};
 use super::record::{parse_query, DelayRule, FaultRule, RequestRecord};
-use super::resources::{Registry, ResourceDef};
+use super::resources::{Registry, ResourceDef, Review};
 use super::selectors::{FieldSelector, LabelSelector};
 use super::store::{
     DeleteOpts, Deleted, ListPage, ListQuery, PatchBody, Propagation, RvMatch, Store, Sub, WatchMsg, WatchQuery,
@@ -50,6 +50,8 @@ pub(crate) struct Inner {
     pub(crate) aggregated_discovery: bool,
     /// Custom resources are served only while a CRD defines them (see `crds`).
     pub(crate) crds: bool,
+    /// What TokenReviews and SubjectAccessReviews answer from.
+    pub(crate) reviews: super::reviews::Reviews,
     pub(crate) server_address: String,
     pub(crate) counters: Counters,
     pub(crate) shutdown: watch::Receiver<bool>,
@@ -444,15 +446,7 @@ fn parse_json_body(body: &Bytes, content_type: &str) -> Result<Value, ApiError> 
 }
 
 fn options_invalid(kind: &str, field: &str, reason: &str, message: &str) -> ApiError {
-    ApiError::Invalid {
-        subject: Subject {
-            group: "meta.k8s.io".to_owned(),
-            kind: kind.to_owned(),
-            qualified: format!("{kind}.meta.k8s.io"),
-            name: String::new(),
-        },
-        causes: vec![Cause { reason: reason.to_owned(), message: message.to_owned(), field: field.to_owned() }],
-    }
+    ApiError::invalid_field("meta.k8s.io", kind, field, reason, message)
 }
 
 fn selectors(def: &ResourceDef, params: &Params) -> Result<(LabelSelector, FieldSelector), ApiError> {
@@ -517,6 +511,18 @@ fn resource_request(
         return Err(ApiError::MethodNotAllowed);
     }
     let ns = r.namespace.clone().unwrap_or_default();
+    if let Some(review) = def.review {
+        if record.verb != "create" || r.name.is_some() {
+            return Err(ApiError::MethodNotAllowed);
+        }
+        let obj = parse_json_body(body, &media)?;
+        params.dry_run()?;
+        let answer = match review {
+            Review::Token => inner.reviews.token_review(&obj)?,
+            Review::SubjectAccess => inner.reviews.subject_access_review(&obj)?,
+        };
+        return Ok(Reply::Response(json_response(201, &answer)));
+    }
     let respond = |obj: &Value| Ok(Reply::Response(object_response(obj, metadata_only)));
     match record.verb.as_str() {
         "watch" => {

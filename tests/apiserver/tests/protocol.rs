@@ -1289,3 +1289,72 @@ async fn get_json(server: &ApiServer, path: &str) -> Value {
     let req = hyper::Request::get(path).body(Vec::new()).unwrap();
     server.client().request::<Value>(req).await.unwrap_or_else(|e| panic!("GET {path}: {e}"))
 }
+
+// ----- TokenReview and SubjectAccessReview ---------------------------------------------------------
+
+/// A delegating authenticator and authorizer (what a metrics endpoint does) through `kube::Api`:
+/// the configured token authenticates, an unknown one does not; the configured non-resource rule
+/// allows, nothing else does; both are create-only and stored nowhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_and_subject_access_reviews_answer_as_a_delegating_client_expects() {
+    use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec};
+    use k8s_openapi::api::authorization::v1::{NonResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec};
+    use test_apiserver::{RbacSubject, UserInfo};
+
+    let prometheus = UserInfo::service_account("monitoring", "prometheus");
+    let server = ApiServer::builder()
+        .token("scrape", prometheus.clone())
+        .token("stranger", UserInfo::service_account("default", "default"))
+        .allow_non_resource(RbacSubject::User(prometheus.username.clone()), &["get"], &["/metrics"])
+        .start()
+        .await;
+    let tokens: Api<TokenReview> = Api::all(server.client());
+    let review = |token: &str| TokenReview {
+        spec: TokenReviewSpec { token: Some(token.into()), ..Default::default() },
+        ..Default::default()
+    };
+    let ok = tokens.create(&PostParams::default(), &review("scrape")).await.unwrap().status.unwrap();
+    assert_eq!(ok.authenticated, Some(true));
+    let user = ok.user.unwrap();
+    assert_eq!(user.username.as_deref(), Some("system:serviceaccount:monitoring:prometheus"));
+    assert!(user.groups.unwrap().contains(&"system:serviceaccounts:monitoring".to_string()));
+    let bad = tokens.create(&PostParams::default(), &review("guess")).await.unwrap().status.unwrap();
+    assert_ne!(bad.authenticated, Some(true));
+    assert!(bad.error.is_some());
+    let empty = tokens.create(&PostParams::default(), &review("")).await.unwrap_err();
+    assert!(matches!(empty, kube::Error::Api(ref s) if s.code == 400), "{empty}");
+
+    let sars: Api<SubjectAccessReview> = Api::all(server.client());
+    let access = |user: &str, verb: &str| SubjectAccessReview {
+        spec: SubjectAccessReviewSpec {
+            user: Some(user.into()),
+            non_resource_attributes: Some(NonResourceAttributes {
+                path: Some("/metrics".into()),
+                verb: Some(verb.into()),
+            }),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let allowed = |user: &str, verb: &str| {
+        let sars = sars.clone();
+        let sar = access(user, verb);
+        async move { sars.create(&PostParams::default(), &sar).await.unwrap().status.unwrap().allowed }
+    };
+    assert!(allowed(&prometheus.username, "get").await);
+    assert!(!allowed(&prometheus.username, "post").await);
+    assert!(!allowed("system:serviceaccount:default:default", "get").await);
+    let invalid = sars.create(&PostParams::default(), &SubjectAccessReview::default()).await.unwrap_err();
+    assert!(matches!(invalid, kube::Error::Api(ref s) if s.code == 422), "{invalid}");
+
+    // Create only: a list is refused; discovery says so; every create answered 201.
+    let list = tokens.list(&ListParams::default()).await.unwrap_err();
+    assert!(matches!(list, kube::Error::Api(ref s) if s.code == 405), "{list}");
+    let discovery = Discovery::new(server.client()).run().await.unwrap();
+    let (_, caps) = discovery
+        .resolve_gvk(&GroupVersionKind::gvk("authentication.k8s.io", "v1", "TokenReview"))
+        .expect("tokenreviews in discovery");
+    assert_eq!(caps.operations, ["create"]);
+    assert_eq!(server.count(|r| r.resource == "tokenreviews" && r.verb == "create" && r.status == 201), 2);
+    assert_eq!(server.count(|r| r.resource == "subjectaccessreviews" && r.status == 201), 3);
+}

@@ -23,7 +23,7 @@ fn node_image_unknown_when_unlabelled_or_unparseable() {
     let e =
         evaluate(&s, &cluster("v1.35.1", vec![node("a"), node("b").image("AKSWindows-23H2-gen2")]), at("2026-11-25"));
     assert_eq!(severity_of(&e, NODE_IMAGE_UNKNOWN, "Node/a"), Some(Info));
-    let b = e.findings.iter().find(|f| f.subject.to_string() == "Node/b").unwrap();
+    let b = e.findings.iter().find(|f| f.rule == NODE_IMAGE_UNKNOWN && f.subject.to_string() == "Node/b").unwrap();
     assert!(b.message.contains("no date pattern matches its image version 'AKSWindows-23H2-gen2'"), "{}", b.message);
 }
 

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use super::{Family, Input, Output, Rules};
+use super::{Family, Input, Output, Rules, Upgrades};
 use crate::calendar::{merged_calendar, Standing, SupportCalendar};
 use crate::crd::v1alpha1::{KubernetesVersionSpec, Severity, SupportState};
 use crate::policy::ids::{RuleId, Subject};
@@ -48,8 +48,9 @@ pub(super) const FAMILY: Family = Family {
 
 /// The version settings, resolved.
 #[derive(Debug, Clone)]
-struct VersionRules {
-    calendar: SupportCalendar,
+pub(super) struct VersionRules {
+    /// The calendar with the policy's numbers (shared with the plan).
+    pub calendar: Arc<SupportCalendar>,
     warn_before_days: u32,
     max_kubelet_skew_minors: u32,
     upgrade_path_removed: bool,
@@ -91,12 +92,12 @@ impl TryFrom<(KubernetesVersionSpec, &Sources<'_>)> for VersionRules {
             errors.push(field("maxKubeletSkewMinors"), format!("{max_skew} is more than 10"));
         }
         errors.into_result(VersionRules {
-            calendar: SupportCalendar {
+            calendar: Arc::new(SupportCalendar {
                 releases,
                 support_window_days: s.support_window_days,
                 supported_minors: s.supported_minors,
                 long_term_support: s.long_term_support.unwrap_or(false),
-            },
+            }),
             warn_before_days,
             max_kubelet_skew_minors: max_skew,
             upgrade_path_removed: s.upgrade_path_removed_at_end_of_support.unwrap_or(false),
@@ -276,5 +277,11 @@ impl Rules for VersionRules {
     fn evaluate<'a>(&self, input: &Input<'a>, out: &mut Output<'a>) {
         let control_plane = self.control_plane(input, out);
         self.kubelets(input, control_plane, out);
+        out.upgrades = Some(Upgrades {
+            calendar: Arc::clone(&self.calendar),
+            max_kubelet_skew_minors: self.max_kubelet_skew_minors,
+            upgrade_path_removed: self.upgrade_path_removed,
+            control_plane,
+        });
     }
 }

@@ -112,7 +112,9 @@ fn minors_outside_the_calendar() {
     // One node in scope (a cluster without any is a Warning of its own, NoNodesInScope).
     let newer = evaluate(&s, &cluster("v1.40.0", vec![node("n").kubelet("v1.40.0")]), at("2026-11-25"));
     assert_eq!(severity_of(&newer, KUBERNETES_VERSION_UNKNOWN, "ControlPlane/kube-apiserver"), Some(Info));
-    assert_eq!(newer.verdict, Verdict::Supported);
+    // The calendar is stale for this cluster: that, not the version, makes it AtRisk.
+    assert_eq!(severity_of(&newer, RuleId::new("CalendarStale"), "Calendar/1.40"), Some(W));
+    assert_eq!(newer.verdict, Verdict::AtRisk);
     let older = evaluate(&s, &cluster("v1.20.0", vec![]), at("2026-11-25"));
     assert_eq!(severity_of(&older, KUBERNETES_VERSION_END_OF_SUPPORT, "ControlPlane/kube-apiserver"), Some(U));
     let garbage = evaluate(&s, &cluster("banana", vec![]), at("2026-11-25"));
