@@ -1,4 +1,3 @@
-use std::io::Write as _;
 use std::process::ExitCode;
 
 use support_operator::calendar_cmd;
@@ -10,7 +9,7 @@ fn main() -> ExitCode {
     let cli = Cli::from_args(std::env::args_os()).unwrap_or_else(|e| e.exit());
     match cli.command {
         Command::Crd => {
-            print!("{}", support_operator::crd::crds_yaml());
+            support_operator::text::to_stdout(&support_operator::crd::crds_yaml());
             ExitCode::SUCCESS
         }
         Command::Calendar(command) => {
@@ -22,9 +21,7 @@ fn main() -> ExitCode {
             };
             match text {
                 Ok(text) => {
-                    // A reader that went away (`| head`) is not an error.
-                    let mut stdout = std::io::stdout().lock();
-                    let _ = stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush());
+                    support_operator::text::to_stdout(&text);
                     ExitCode::SUCCESS
                 }
                 Err(e) => {

@@ -1,6 +1,7 @@
 //! Strings that come from the cluster or a user are bounded before they reach a message, the
 //! status or a metric label: a node, a label value or a policy field can be any size.
 //! `cut_to_bytes` bounds what the API server limits in bytes (Event notes, OpenReports messages).
+//! `to_stdout` writes a command's output.
 
 use std::borrow::Cow;
 
@@ -66,6 +67,14 @@ pub fn cut_to_bytes(s: &str, limit: usize) -> String {
     let room = limit.saturating_sub('…'.len_utf8());
     let end = s.char_indices().map(|(i, c)| i + c.len_utf8()).take_while(|end| *end <= room).last().unwrap_or(0);
     format!("{}…", &s[..end])
+}
+
+/// Writes a command's output to stdout. A reader that went away (`| head -1`, a closed pager)
+/// ends the output: that is not an error, and nothing is left to say to it.
+pub fn to_stdout(text: &str) {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush());
 }
 
 #[cfg(test)]

@@ -503,3 +503,31 @@ fn control_characters_from_the_cluster_are_escaped_on_the_terminal() {
         assert!(stream.contains("\\u{1b}]0;owned\\u{7}"), "{what} shows the escape: {stream}");
     }
 }
+
+/// A reader that went away (`check … | head -1` reading one line, a closed pager) ends the
+/// output quietly: no panic, no "failed printing to stdout", the exit code of the verdict.
+#[test]
+fn a_closed_stdout_is_not_a_crash() {
+    let (ex, policy, server) = EXAMPLES[0];
+    let snapshot = format!("examples/snapshots/{ex}.json");
+    for (command, args) in [
+        ("check", vec!["check", "--policy", policy, "--snapshot", &snapshot, "--server-version", server, "--now", NOW]),
+        ("check -o json", vec!["check", "--policy", policy, "--snapshot", &snapshot, "-o", "json", "--now", NOW]),
+        ("crd", vec!["crd"]),
+        ("calendar show", vec!["calendar", "show", "--platform", "aks"]),
+    ] {
+        // A pipe whose reader is closed before the binary writes: every write fails with EPIPE.
+        let (reader, writer) = std::io::pipe().expect("pipe");
+        drop(reader);
+        let out = Command::new(BIN)
+            .args(&args)
+            .current_dir(root())
+            .env("KUBECONFIG", "/nonexistent/kubeconfig")
+            .stdout(writer)
+            .output()
+            .expect("binary runs");
+        let err = text(&out.stderr);
+        assert!(!err.contains("panicked"), "{command}: {err}");
+        assert!(matches!(out.status.code(), Some(0 | 1)), "{command}: {:?} {err}", out.status);
+    }
+}

@@ -201,15 +201,15 @@ pub async fn run(opts: CheckOptions) -> Result<u8, CheckError> {
     let name = policy.metadata.name.clone().unwrap_or_default();
     match opts.output {
         Output::Table => {
-            print!("{}", table::render(&name, policy.spec.platform, &status, now, opts.color.enabled()));
+            crate::text::to_stdout(&table::render(&name, policy.spec.platform, &status, now, opts.color.enabled()));
         }
         Output::Json => {
             let object = report::status_object(&policy, status);
-            println!("{}", serde_json::to_string_pretty(&object).expect("status serialises"));
+            crate::text::to_stdout(&(serde_json::to_string_pretty(&object).expect("status serialises") + "\n"));
         }
         Output::Yaml => {
             let object = report::status_object(&policy, status);
-            print!("{}", crate::yaml::to_string(&object).expect("status serialises"));
+            crate::text::to_stdout(&crate::yaml::to_string(&object).expect("status serialises"));
         }
     }
     Ok(exit_code(evaluation.verdict, opts.fail_on))

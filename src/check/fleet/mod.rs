@@ -7,7 +7,7 @@ mod cluster;
 mod render;
 
 use std::collections::BTreeSet;
-use std::io::{IsTerminal, Write as _};
+use std::io::IsTerminal;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -207,9 +207,7 @@ pub async fn run(opts: FleetOptions) -> Result<u8, FleetError> {
             crate::yaml::to_string(&render::entries(&rows)).expect("rows serialise")
         }
     };
-    // A reader that went away (`| head`) is not an error.
-    let mut stdout = std::io::stdout().lock();
-    let _ = stdout.write_all(out.as_bytes()).and_then(|()| stdout.flush());
+    crate::text::to_stdout(&out);
     let worst = rows.iter().map(Row::verdict).max().unwrap_or(Verdict::Unknown);
     Ok(exit_code(worst, opts.fail_on))
 }
