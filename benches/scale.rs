@@ -276,16 +276,7 @@ async fn operator(row: &mut Row, dir: &Path, shape: &ClusterShape, runs: usize) 
     for i in 0..shape.nodes {
         server.apply_object(shape.node(i));
     }
-    let kubeconfig = dir.join("kubeconfig");
-    std::fs::write(
-        &kubeconfig,
-        format!(
-            "apiVersion: v1\nkind: Config\ncurrent-context: emu\nclusters:\n- name: emu\n  cluster: {{server: \"{}\"}}\n\
-             contexts:\n- name: emu\n  context: {{cluster: emu, user: emu}}\nusers:\n- name: emu\n  user: {{}}\n",
-            server.url()
-        ),
-    )
-    .unwrap();
+    let kubeconfig = server.write_kubeconfig(&dir.join("kubeconfig"));
 
     // Baseline: one paged list of the nodes by kubectl.
     let kc = kubeconfig.clone();

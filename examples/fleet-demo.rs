@@ -47,15 +47,8 @@ async fn main() {
     contexts.push(("gke-lab", format!("http://{}", closed.local_addr().unwrap())));
     drop(closed);
 
-    let mut text = format!("apiVersion: v1\nkind: Config\ncurrent-context: {}\nclusters:\n", contexts[0].0);
-    for (name, url) in &contexts {
-        text.push_str(&format!("- name: {name}\n  cluster: {{server: \"{url}\"}}\n"));
-    }
-    text.push_str("contexts:\n");
-    for (name, _) in &contexts {
-        text.push_str(&format!("- name: {name}\n  context: {{cluster: {name}, user: demo}}\n"));
-    }
-    text.push_str("users:\n- name: demo\n  user: {}\n");
+    let contexts: Vec<(&str, &str)> = contexts.iter().map(|(n, u)| (*n, u.as_str())).collect();
+    let text = test_apiserver::kubeconfig(&contexts);
     std::fs::write(&out, text).unwrap_or_else(|e| panic!("{out}: {e}"));
     eprintln!("{} clusters (one down) in {out}; Ctrl-C to stop", contexts.len());
     let _ = tokio::signal::ctrl_c().await;

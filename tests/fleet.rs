@@ -21,17 +21,9 @@ const RUN: &str = "fleet";
 
 /// A kubeconfig with one context per (name, server URL); the first is current.
 fn kubeconfig(dir: &Path, contexts: &[(&str, String)]) -> PathBuf {
-    let mut text = format!("apiVersion: v1\nkind: Config\ncurrent-context: {}\nclusters:\n", contexts[0].0);
-    for (name, url) in contexts {
-        text.push_str(&format!("- name: {name}\n  cluster: {{server: \"{url}\"}}\n"));
-    }
-    text.push_str("contexts:\n");
-    for (name, _) in contexts {
-        text.push_str(&format!("- name: {name}\n  context: {{cluster: {name}, user: u}}\n"));
-    }
-    text.push_str("users:\n- name: u\n  user: {}\n");
+    let contexts: Vec<(&str, &str)> = contexts.iter().map(|(n, u)| (*n, u.as_str())).collect();
     let path = dir.join("kubeconfig");
-    std::fs::write(&path, text).unwrap();
+    std::fs::write(&path, test_apiserver::kubeconfig(&contexts)).unwrap();
     path
 }
 

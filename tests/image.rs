@@ -175,13 +175,8 @@ async fn check_in_the_image_reads_a_cluster_by_ip_and_by_name() {
     for host in ["127.0.0.1", "localhost"] {
         let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("image-kubeconfig-{host}"));
         std::fs::create_dir_all(&dir).unwrap();
-        let config = json!({
-            "apiVersion": "v1", "kind": "Config", "current-context": "emulator",
-            "clusters": [{"name": "emulator", "cluster": {"server": format!("http://{host}:{port}")}}],
-            "users": [{"name": "tester", "user": {}}],
-            "contexts": [{"name": "emulator", "context": {"cluster": "emulator", "user": "tester"}}],
-        });
-        std::fs::write(dir.join("config"), support_operator::yaml::to_string(&config).unwrap()).unwrap();
+        let config = test_apiserver::kubeconfig(&[("emulator", &format!("http://{host}:{port}"))]);
+        std::fs::write(dir.join("config"), config).unwrap();
         let argv = ["support-operator", "check", "--policy", "aks", "--now", "2026-11-25T12:00:00Z", "-o", "json"];
         let run = tokio::task::spawn_blocking({
             let (dir, image) = (dir.clone(), image.clone());

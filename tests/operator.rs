@@ -38,17 +38,7 @@ async fn emulator(scenario: &str) -> (ApiServer, Cluster) {
 
 /// A kubeconfig pointing at the emulator, in `dir`.
 fn kubeconfig(server: &ApiServer, dir: &std::path::Path) -> std::path::PathBuf {
-    let path = dir.join("config");
-    std::fs::write(
-        &path,
-        format!(
-            "apiVersion: v1\nkind: Config\ncurrent-context: emu\nclusters:\n- name: emu\n  cluster: {{server: \"{}\"}}\n\
-             contexts:\n- name: emu\n  context: {{cluster: emu, user: emu}}\nusers:\n- name: emu\n  user: {{}}\n",
-            server.url()
-        ),
-    )
-    .unwrap();
-    path
+    server.write_kubeconfig(&dir.join("config"))
 }
 
 fn status_writes(r: &RequestRecord, name: &str) -> bool {

@@ -47,13 +47,7 @@ impl Kubectl {
         let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        let config = json!({
-            "apiVersion": "v1", "kind": "Config", "current-context": "emulator",
-            "clusters": [{"name": "emulator", "cluster": {"server": server.url()}}],
-            "users": [{"name": "tester", "user": {}}],
-            "contexts": [{"name": "emulator", "context": {"cluster": "emulator", "user": "tester"}}],
-        });
-        std::fs::write(dir.join("kubeconfig"), support_operator::yaml::to_string(&config).unwrap()).unwrap();
+        server.write_kubeconfig(&dir.join("kubeconfig"));
         Kubectl { dir }
     }
 

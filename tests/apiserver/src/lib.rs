@@ -393,6 +393,13 @@ impl ApiServer {
         format!("http://{}", self.addr)
     }
 
+    /// Writes a kubeconfig file with one context, `emulator`, pointing at the emulator, and
+    /// returns its path (for processes: the binary under test, kubectl).
+    pub fn write_kubeconfig(&self, path: &std::path::Path) -> std::path::PathBuf {
+        std::fs::write(path, kubeconfig(&[("emulator", &self.url())])).expect("the kubeconfig is written");
+        path.to_path_buf()
+    }
+
     /// A kube config pointing at the emulator (default namespace `default`).
     pub fn config(&self) -> kube::Config {
         let url = self.url().parse().expect("http://127.0.0.1:<port> is a valid URI");
@@ -632,4 +639,20 @@ where
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+}
+
+/// The text of a kubeconfig with one context per (name, server URL), each with its own cluster
+/// and one anonymous user; the first context is the current one.
+pub fn kubeconfig(contexts: &[(&str, &str)]) -> String {
+    let current = contexts.first().map_or("", |c| c.0);
+    let mut text = format!("apiVersion: v1\nkind: Config\ncurrent-context: {current:?}\nclusters:\n");
+    for (name, url) in contexts {
+        text.push_str(&format!("- name: {name:?}\n  cluster: {{server: {url:?}}}\n"));
+    }
+    text.push_str("contexts:\n");
+    for (name, _) in contexts {
+        text.push_str(&format!("- name: {name:?}\n  context: {{cluster: {name:?}, user: anonymous}}\n"));
+    }
+    text.push_str("users:\n- name: anonymous\n  user: {}\n");
+    text
 }
