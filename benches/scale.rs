@@ -189,8 +189,10 @@ async fn get(addr: &str, path: &str) -> (String, Duration) {
     s.write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes()).await.unwrap();
     let mut buf = String::new();
     s.read_to_string(&mut buf).await.unwrap();
-    let body = buf.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
-    (body, start.elapsed())
+    let (head, body) = buf.split_once("\r\n\r\n").unwrap_or((&buf, ""));
+    // A refused or failed scrape must not read as zero series.
+    assert!(head.split(' ').nth(1) == Some("200"), "GET {path}: {}", head.lines().next().unwrap_or("no response"));
+    (body.to_string(), start.elapsed())
 }
 
 fn sample(metrics: &str, name: &str) -> f64 {
@@ -290,16 +292,19 @@ async fn operator(row: &mut Row, dir: &Path, shape: &ClusterShape, runs: usize) 
 
     // The operator, from start to its first status.
     server.apply_object(policy("aks", None));
-    let port = free_port();
-    let addr = format!("127.0.0.1:{port}");
-    let mut child = Command::new(operator_bin())
-        .args(["run", "--metrics-addr", &addr, "--log-filter", "error"])
+    let addr = format!("127.0.0.1:{}", free_port());
+    let health = format!("127.0.0.1:{}", free_port());
+    // /metrics in plain HTTP: the scrape measured is the encoding, not TLS and TokenReview.
+    let child = Command::new(operator_bin())
+        .args(["run", "--metrics-addr", &addr, "--metrics-secure=false", "--health-addr", &health])
+        .args(["--log-filter", "error"])
         .env("KUBECONFIG", &kubeconfig)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
+        .map(Killed)
         .expect("start the operator");
-    let pid = child.id();
+    let pid = child.0.id();
     row.first_status = until(Duration::from_secs(600), "the first status", || has_status(&server, "aks")).await;
     row.first_status_cpu = cpu_of(pid);
     settle(pid, Duration::from_secs(2)).await;
@@ -363,12 +368,13 @@ async fn operator(row: &mut Row, dir: &Path, shape: &ClusterShape, runs: usize) 
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
+        .map(Killed)
         .expect("kubectl watch");
-    let kpid = kubectl.id();
+    let kpid = kubectl.0.id();
     let lines = Arc::new(AtomicUsize::new(0));
     {
         let lines = lines.clone();
-        let stdout = kubectl.stdout.take().unwrap();
+        let stdout = kubectl.0.stdout.take().unwrap();
         std::thread::spawn(move || {
             for _ in BufReader::new(stdout).lines() {
                 lines.fetch_add(1, Ordering::Relaxed);
@@ -394,10 +400,17 @@ async fn operator(row: &mut Row, dir: &Path, shape: &ClusterShape, runs: usize) 
     row.churn_evaluations = sample(&m1, "support_reconcile_duration_seconds_count")
         - sample(&m0, "support_reconcile_duration_seconds_count");
     row.churn_writes = sample(&m1, "support_status_writes_total") - sample(&m0, "support_status_writes_total");
-    let _ = kubectl.kill();
-    let _ = kubectl.wait();
-    let _ = child.kill();
-    let _ = child.wait();
+    drop((kubectl, child));
+}
+
+/// A process killed (and reaped) when dropped: a failing measurement leaves nothing running.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 fn machine() -> String {
