@@ -29,14 +29,25 @@ use crate::snapshot::{Interner, NodeInfo, NodeKeys};
 
 type Nodes = BTreeMap<Arc<str>, Arc<NodeInfo>>;
 
+/// A (re)list under way. Listed nodes replace the held ones as they come (a node read with new
+/// keys frees its previous copy at once: the cache is never held twice); those the list did not
+/// name are removed when it ends.
+#[derive(Debug, Default)]
+struct Listing {
+    /// The names listed so far.
+    seen: std::collections::HashSet<Arc<str>>,
+    /// Whether a listed node differed from the one held.
+    changed: bool,
+}
+
 #[derive(Debug, Default)]
 struct State {
     /// Every readable node, by name.
     nodes: Nodes,
     /// What `nodes` holds of each node.
     holds: NodeKeys,
-    /// Collected during a (re)list, between `Init` and `InitDone`.
-    listing: Option<Nodes>,
+    /// During a (re)list, between `Init` and `InitDone`: what it listed so far.
+    listing: Option<Listing>,
     /// What nodes read from now on keep.
     keeps: NodeKeys,
     interner: Interner,
@@ -117,22 +128,32 @@ impl NodeCache {
         let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
         match event {
             Event::Init => {
-                state.listing = Some(Nodes::new());
+                state.listing = Some(Listing::default());
+                // Until the list ends, nodes hold either the old keys or the new ones: only what
+                // both name is certain (a policy that needs more waits for the end).
+                state.holds = state.holds.common(&state.keeps);
                 false
             }
             Event::InitApply(node) => {
                 skip(&node);
                 if let (Ok(info), true) = (node.info, state.listing.is_some()) {
                     let info = state.trim(info);
-                    let (node, _) = state.shared(info);
-                    state.listing.get_or_insert_default().insert(node.name.clone(), node);
+                    let (node, changed) = state.shared(info);
+                    let name = node.name.clone();
+                    if changed {
+                        state.nodes.insert(name.clone(), node);
+                    }
+                    let listing = state.listing.get_or_insert_default();
+                    listing.changed |= changed;
+                    listing.seen.insert(name);
                 }
                 false
             }
             Event::InitDone => {
-                let listed = state.listing.take().unwrap_or_default();
-                let changed = listed != state.nodes || state.holds != state.keeps;
-                state.nodes = listed;
+                let listing = state.listing.take().unwrap_or_default();
+                let before = state.nodes.len();
+                state.nodes.retain(|name, _| listing.seen.contains(name));
+                let changed = listing.changed || state.nodes.len() != before || state.holds != state.keeps;
                 state.holds = state.keeps.clone();
                 state.shrink();
                 changed
@@ -285,6 +306,30 @@ mod tests {
         let pool = |n: &NodeInfo| n.labels.shared("agentpool").unwrap().clone();
         assert!(Arc::ptr_eq(&pool(&nodes[0]), &pool(&nodes[1])));
         assert!(Arc::ptr_eq(nodes[0].kubelet_version.as_ref().unwrap(), nodes[1].kubelet_version.as_ref().unwrap()));
+    }
+
+    /// A relist for other keys replaces each node as it is listed (the cache is never held
+    /// twice); meanwhile only the keys both the old and the new nodes hold count as held, so a
+    /// policy reading a key the relist drops waits for it to end instead of reading half the nodes.
+    #[test]
+    fn a_relist_for_other_keys_replaces_nodes_as_listed_and_holds_only_what_both_name() {
+        let (cache, m) = (NodeCache::new(keys(&["agentpool", "kubernetes.io/hostname"])), Metrics::new());
+        for event in [Event::Init, Event::InitApply(node("a", "v1", "p")), Event::InitApply(node("b", "v1", "p"))] {
+            cache.apply(event, &m);
+        }
+        cache.apply(Event::InitDone, &m);
+        let other = keys(&["agentpool", "zone"]);
+        assert!(!cache.keep(other.clone()), "the zone was never read");
+        cache.apply(Event::Init, &m);
+        assert!(cache.holds(&keys(&["agentpool"])), "held by the old nodes and the new");
+        assert!(!cache.holds(&keys(&["kubernetes.io/hostname"])), "the new nodes lack it");
+        assert!(!cache.holds(&other));
+        cache.apply(Event::InitApply(node("a", "v2", "p")), &m);
+        let held: Vec<_> = cache.nodes().iter().map(|n| (n.name.to_string(), n.labels.len())).collect();
+        assert_eq!(held, [("a".to_string(), 1), ("b".to_string(), 2)], "a replaced at once, b not listed yet");
+        assert!(cache.apply(Event::InitDone, &m), "a changed and b is gone");
+        assert_eq!(cache.nodes().len(), 1);
+        assert!(cache.holds(&other));
     }
 
     #[test]

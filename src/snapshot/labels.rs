@@ -123,6 +123,14 @@ impl Keep {
         }
     }
 
+    /// What both keep.
+    pub fn common(&self, other: &Keep) -> Keep {
+        match (self, other) {
+            (Keep::All, k) | (k, Keep::All) => k.clone(),
+            (Keep::Only(a), Keep::Only(b)) => Keep::Only(a.intersection(b).cloned().collect()),
+        }
+    }
+
     fn add(&mut self, key: &str) {
         if let Keep::Only(keys) = self {
             keys.insert(key.to_string());
@@ -181,6 +189,11 @@ impl NodeKeys {
     pub fn extend(&mut self, other: &NodeKeys) {
         self.labels.extend(&other.labels);
         self.annotations.extend(&other.annotations);
+    }
+
+    /// What both keep.
+    pub fn common(&self, other: &NodeKeys) -> NodeKeys {
+        NodeKeys { labels: self.labels.common(&other.labels), annotations: self.annotations.common(&other.annotations) }
     }
 
     /// Whether everything `other` keeps is kept here.
