@@ -5,6 +5,7 @@
 pub mod clock;
 pub mod error;
 mod leases;
+mod memory;
 mod nodes;
 mod reconcile;
 mod reports;

@@ -156,6 +156,8 @@ impl NodeCache {
                 let changed = listing.changed || state.nodes.len() != before || state.holds != state.keeps;
                 state.holds = state.keeps.clone();
                 state.shrink();
+                drop(state);
+                super::memory::release_free_pages();
                 changed
             }
             Event::Apply(node) => {

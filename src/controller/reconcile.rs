@@ -97,11 +97,14 @@ pub(super) async fn reconcile(obj: Arc<DeserializeGuard<SupportPolicy>>, ctx: Ar
     }
     ctx.failures.lock().unwrap_or_else(|e| e.into_inner()).remove(&name);
 
-    if evaluation.verdict == Verdict::Unknown {
+    let (verdict, next_change) = (evaluation.verdict, evaluation.next_change);
+    drop((evaluation, snapshot));
+    super::memory::release_free_pages();
+    if verdict == Verdict::Unknown {
         // Nothing to retry: the next change of the policy triggers a reconcile.
         return Ok(Action::await_change());
     }
-    Ok(requeue_at(evaluation.next_change, now, ctx.resync))
+    Ok(requeue_at(next_change, now, ctx.resync))
 }
 
 /// The time a write starting now may take, if one may start.
