@@ -13,7 +13,7 @@ use super::ids::{RuleId, Subject, POLICY_INVALID};
 use super::model::Policy;
 use super::outcome::{Evaluation, Finding, Transition};
 use super::plan;
-use super::rules::{InScope, Input, Output};
+use super::rules::{in_scope, Input, Output};
 use super::settings::PolicyError;
 use super::signal::{About, Cause, PoolGroup, Signal, Who, SHOWN};
 use super::summary;
@@ -56,13 +56,10 @@ pub fn invalid(errors: Vec<PolicyError>) -> Evaluation {
 
 /// Evaluates a resolved policy against a snapshot at `now`.
 pub fn evaluate_resolved(policy: &Policy, snapshot: &ClusterSnapshot, now: DateTime<Utc>) -> Evaluation {
-    let nodes: Vec<InScope<'_>> = snapshot
-        .nodes
-        .iter()
-        .filter(|n| policy.selector.as_ref().is_none_or(|s| s.matches(&n.labels)))
-        .map(|n| InScope::new(n))
-        .collect();
-    let input = Input { snapshot, nodes: &nodes, now };
+    let (nodes, pools) = in_scope(
+        snapshot.nodes.iter().filter(|n| policy.selector.as_ref().is_none_or(|s| s.matches(&n.labels))).map(|n| &**n),
+    );
+    let input = Input { snapshot, nodes: &nodes, pools: &pools, now };
     let mut out = Output::default();
     for rules in &policy.rules {
         rules.evaluate(&input, &mut out);

@@ -17,6 +17,8 @@ mod version;
 use std::fmt;
 use std::sync::{Arc, LazyLock};
 
+use foldhash::{HashMap, HashMapExt};
+
 use chrono::{DateTime, Utc};
 
 use super::ids::{RuleId, POLICY_INVALID};
@@ -76,13 +78,32 @@ pub(crate) struct InScope<'a> {
     pub node: &'a NodeInfo,
     /// Its pool (`pool_of`).
     pub pool: &'a Arc<str>,
+    /// The index of its pool in `Input::pools`.
+    pub pool_id: u32,
 }
 
-impl<'a> InScope<'a> {
-    /// `node` with its pool.
-    pub fn new(node: &'a NodeInfo) -> Self {
-        InScope { node, pool: pool_of(node) }
-    }
+/// The nodes of `nodes` with their pools, and each distinct pool name once, in the order first
+/// met (nodes' pools are told apart by name; the address of the last is compared first, since
+/// nodes of a pool share the interned name).
+pub(crate) fn in_scope<'a>(nodes: impl Iterator<Item = &'a NodeInfo>) -> (Vec<InScope<'a>>, Vec<&'a Arc<str>>) {
+    let mut pools: Vec<&'a Arc<str>> = Vec::new();
+    let mut index: HashMap<&'a str, u32> = HashMap::new();
+    let mut last: Option<(&'a Arc<str>, u32)> = None;
+    let nodes = nodes
+        .map(|node| {
+            let pool = pool_of(node);
+            let pool_id = match last {
+                Some((l, id)) if Arc::ptr_eq(l, pool) => id,
+                _ => *index.entry(&**pool).or_insert_with(|| {
+                    pools.push(pool);
+                    pools.len() as u32 - 1
+                }),
+            };
+            last = Some((pool, pool_id));
+            InScope { node, pool, pool_id }
+        })
+        .collect();
+    (nodes, pools)
 }
 
 impl std::ops::Deref for InScope<'_> {
@@ -98,6 +119,8 @@ pub(crate) struct Input<'a> {
     pub snapshot: &'a ClusterSnapshot,
     /// The nodes the policy's selector picks.
     pub nodes: &'a [InScope<'a>],
+    /// Their pools, each once (`InScope::pool_id` is an index here).
+    pub pools: &'a [&'a Arc<str>],
     /// The instant of evaluation.
     pub now: DateTime<Utc>,
 }
