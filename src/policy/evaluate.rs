@@ -13,12 +13,12 @@ use super::ids::{RuleId, Subject, POLICY_INVALID};
 use super::model::Policy;
 use super::outcome::{Evaluation, Finding, Transition};
 use super::plan;
-use super::rules::{in_scope, Input, Output};
+use super::rules::{Input, Nodes, Output};
 use super::settings::PolicyError;
 use super::signal::{About, Cause, PoolGroup, Signal, Who, SHOWN};
 use super::summary;
 use crate::crd::v1alpha1::{Severity, SupportPolicySpec, Verdict};
-use crate::snapshot::ClusterSnapshot;
+use crate::snapshot::{ClusterSnapshot, Keep};
 use crate::time::{minus_days, plus_days};
 
 /// How far ahead `upcoming` looks.
@@ -56,10 +56,16 @@ pub fn invalid(errors: Vec<PolicyError>) -> Evaluation {
 
 /// Evaluates a resolved policy against a snapshot at `now`.
 pub fn evaluate_resolved(policy: &Policy, snapshot: &ClusterSnapshot, now: DateTime<Utc>) -> Evaluation {
-    let (nodes, pools) = in_scope(
+    let keys = match policy.node_keys().labels {
+        Keep::Only(keys) => keys.into_iter().collect(),
+        Keep::All => Vec::new(),
+    };
+    let in_scope = Nodes::new(
         snapshot.nodes.iter().filter(|n| policy.selector.as_ref().is_none_or(|s| s.matches(&n.labels))).map(|n| &**n),
+        keys,
     );
-    let input = Input { snapshot, nodes: &nodes, pools: &pools, now };
+    let nodes = &in_scope.nodes;
+    let input = Input { snapshot, nodes, pools: &in_scope.pools, columns: &in_scope.columns, now };
     let mut out = Output::default();
     for rules in &policy.rules {
         rules.evaluate(&input, &mut out);
@@ -90,7 +96,7 @@ pub fn evaluate_resolved(policy: &Policy, snapshot: &ClusterSnapshot, now: DateT
         Some(Severity::Warning) => Verdict::AtRisk,
         _ => Verdict::Supported,
     };
-    let summary = summary::summarise(snapshot, &nodes, out, now);
+    let summary = summary::summarise(snapshot, nodes, &in_scope.pools, out, now);
     Evaluation {
         verdict,
         policy_errors: Vec::new(),

@@ -26,6 +26,7 @@ pub mod selector;
 pub mod settings;
 pub(crate) mod signal;
 mod summary;
+mod tally;
 
 #[cfg(test)]
 pub(crate) mod testing;

@@ -9,6 +9,7 @@ mod calendar;
 mod heartbeat;
 mod image;
 mod metadata;
+mod nodes;
 mod problems;
 mod scope;
 mod stopped;
@@ -16,8 +17,6 @@ mod version;
 
 use std::fmt;
 use std::sync::{Arc, LazyLock};
-
-use foldhash::{HashMap, HashMapExt};
 
 use chrono::{DateTime, Utc};
 
@@ -31,6 +30,7 @@ use crate::snapshot::{ClusterSnapshot, NodeInfo, NodeKeys};
 use crate::version::Minor;
 
 pub(crate) use image::NODE_IMAGE_OUTDATED;
+pub(crate) use nodes::{Column, Columns, InScope, Nodes};
 pub(crate) use stopped::{CLUSTER_NOT_UPGRADABLE, CLUSTER_STOPPED, NODE_NOT_READY};
 pub(crate) use version::{
     KUBELET_VERSION_END_OF_SUPPORT, KUBELET_VERSION_SKEW, KUBERNETES_VERSION_END_OF_SUPPORT, KUBERNETES_VERSION_UNKNOWN,
@@ -70,49 +70,6 @@ pub fn all_rules() -> Vec<RuleId> {
     all
 }
 
-/// A node the policy's selector picks, with its pool (read once per evaluation: every family
-/// groups by it). Reads as the node.
-#[derive(Clone, Copy)]
-pub(crate) struct InScope<'a> {
-    /// The node.
-    pub node: &'a NodeInfo,
-    /// Its pool (`pool_of`).
-    pub pool: &'a Arc<str>,
-    /// The index of its pool in `Input::pools`.
-    pub pool_id: u32,
-}
-
-/// The nodes of `nodes` with their pools, and each distinct pool name once, in the order first
-/// met (nodes' pools are told apart by name; the address of the last is compared first, since
-/// nodes of a pool share the interned name).
-pub(crate) fn in_scope<'a>(nodes: impl Iterator<Item = &'a NodeInfo>) -> (Vec<InScope<'a>>, Vec<&'a Arc<str>>) {
-    let mut pools: Vec<&'a Arc<str>> = Vec::new();
-    let mut index: HashMap<&'a str, u32> = HashMap::new();
-    let mut last: Option<(&'a Arc<str>, u32)> = None;
-    let nodes = nodes
-        .map(|node| {
-            let pool = pool_of(node);
-            let pool_id = match last {
-                Some((l, id)) if Arc::ptr_eq(l, pool) => id,
-                _ => *index.entry(&**pool).or_insert_with(|| {
-                    pools.push(pool);
-                    pools.len() as u32 - 1
-                }),
-            };
-            last = Some((pool, pool_id));
-            InScope { node, pool, pool_id }
-        })
-        .collect();
-    (nodes, pools)
-}
-
-impl std::ops::Deref for InScope<'_> {
-    type Target = NodeInfo;
-    fn deref(&self) -> &NodeInfo {
-        self.node
-    }
-}
-
 /// What a family reads.
 pub(crate) struct Input<'a> {
     /// The whole snapshot (Leases, discovery, every node).
@@ -121,6 +78,8 @@ pub(crate) struct Input<'a> {
     pub nodes: &'a [InScope<'a>],
     /// Their pools, each once (`InScope::pool_id` is an index here).
     pub pools: &'a [&'a Arc<str>],
+    /// The label values of the nodes (`InScope::row` is a row here).
+    pub columns: &'a Columns<'a>,
     /// The instant of evaluation.
     pub now: DateTime<Utc>,
 }

@@ -10,13 +10,13 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use super::{Family, Input, Output, Rules};
+use super::{Column, Family, InScope, Input, Output, Rules};
 use crate::crd::v1alpha1::{NodeImageSource, NodeImageSpec, Severity};
 use crate::policy::ids::RuleId;
 use crate::policy::outcome::{ImageOrigin, NodeImage};
 use crate::policy::settings::{merged, Errors, PolicyError};
 use crate::policy::signal::{escalation, Cause, Fact, Signal, Steps, Who};
-use crate::snapshot::{NodeField, NodeInfo, NodeKeys};
+use crate::snapshot::{NodeField, NodeKeys};
 use crate::text::snippet;
 use crate::time::{plus_days, start_of_day, when};
 use date::{ImageDateError, ImageDateParser};
@@ -168,16 +168,21 @@ impl ImageRules {
     }
 
     /// The image of `node`, judging each distinct version once (a pool's nodes share one).
-    fn read<'a>(&self, node: &'a NodeInfo, versions: &mut Versions<'a>) -> Result<Judged, Unreadable> {
-        let (kind, key, map) = match &self.source {
+    fn read<'a>(
+        &self,
+        node: &InScope<'a>,
+        label: &Column<'_, 'a>,
+        versions: &mut Versions<'a>,
+    ) -> Result<Judged, Unreadable> {
+        let (kind, key, value) = match &self.source {
             ImageSource::NodeCreation => {
                 let created = node.created.ok_or(Unreadable::NoCreation)?;
                 return Ok(self.judge(ImageOrigin::NodeCreation, created));
             }
-            ImageSource::Label(key) => ("label", key, &node.labels),
-            ImageSource::Annotation(key) => ("annotation", key, &node.annotations),
+            ImageSource::Label(key) => ("label", key, label.get(node)),
+            ImageSource::Annotation(key) => ("annotation", key, node.node.annotations.shared(key)),
         };
-        let value = map.shared(key).ok_or_else(|| Unreadable::Missing { kind, key: snippet(key) })?;
+        let value = value.ok_or_else(|| Unreadable::Missing { kind, key: snippet(key) })?;
         // The nodes of a pool come one after the other, with the same (interned) version.
         if let Some((last, judged)) = &versions.last {
             if Arc::ptr_eq(last, value) {
@@ -213,10 +218,14 @@ impl Rules for ImageRules {
 
     fn evaluate<'a>(&self, input: &Input<'a>, out: &mut Output<'a>) {
         let mut versions = Versions::default();
+        let label = input.columns.column(match &self.source {
+            ImageSource::Label(key) => key,
+            _ => "",
+        });
         let mut unknown: HashMap<String, (Arc<str>, Arc<UnknownFact>)> = HashMap::new();
         for node in input.nodes {
             let pool = node.pool;
-            match self.read(node, &mut versions) {
+            match self.read(node, &label, &mut versions) {
                 Ok(Judged { image, released, steps, fact }) => {
                     let cause = match &image {
                         ImageOrigin::Version(v) => Cause::Value(v.clone()),

@@ -9,11 +9,12 @@ use std::collections::BTreeSet;
 use foldhash::{HashMap, HashMapExt};
 use std::sync::Arc;
 
-use super::{Family, InScope, Input, Output, Rules};
+use super::{Column, Family, InScope, Input, Output, Rules};
 use crate::crd::v1alpha1::{Severity, SystemMetadataSpec};
 use crate::policy::ids::RuleId;
 use crate::policy::settings::{Errors, PolicyError};
 use crate::policy::signal::{Cause, Fact, Signal, Who};
+use crate::policy::tally::Tally;
 use crate::snapshot::{NodeField, NodeKeys};
 use crate::text::snippet;
 
@@ -110,18 +111,19 @@ impl Rules for MetadataRules {
         let readable = |n: &&'a InScope<'a>| !n.problems.iter().any(|p| p.field == NodeField::Labels);
         let uniform = self.labels.iter().filter(|(_, u)| *u).count();
         // Per pool and uniform label, the values its nodes carry.
-        let mut tallies: Vec<Vec<Tally<'a>>> = Vec::new();
+        let mut tallies: Vec<Vec<Tally<&'a Arc<str>>>> = Vec::new();
         tallies.resize_with(input.pools.len(), || (0..uniform).map(|_| Tally::default()).collect());
         // A node lacking labels: one signal naming them all, grouped with the pool's nodes that
         // lack the same ones. Nodes share the cause and the words of the same missing set (a
         // bit per label: at most 64 labels, as the schema says).
         let mut shared: HashMap<u64, (Cause, Arc<MetadataFact>)> = HashMap::new();
+        let columns: Vec<Column<'_, 'a>> = self.labels.iter().map(|(key, _)| input.columns.column(key)).collect();
         // One pass over the nodes, each label looked up once.
         for node in input.nodes.iter().filter(readable) {
             let mut missing = 0u64;
             let mut u = 0;
-            for (i, (key, is_uniform)) in self.labels.iter().enumerate() {
-                let value = node.labels.shared(key);
+            for (i, ((_, is_uniform), column)) in self.labels.iter().zip(&columns).enumerate() {
+                let value = column.get(node);
                 if value.is_none() {
                     missing |= 1u64.checked_shl(i as u32).unwrap_or(0);
                 }
@@ -142,10 +144,10 @@ impl Rules for MetadataRules {
                     .collect();
                 (Cause::Value(format!("missing {}", keys.join(" ")).into()), Arc::new(MetadataFact::Missing(keys)))
             });
-            let signal = Signal::node(SYSTEM_METADATA_CHANGED, &node.node.name, node.pool, cause.clone(), fact.clone());
+            let signal = Signal::node(SYSTEM_METADATA_CHANGED, node.name, node.pool, cause.clone(), fact.clone());
             out.signals.push(signal.base(self.severity));
         }
-        if tallies.iter().flatten().all(|t| t.values.len() <= 1) {
+        if tallies.iter().flatten().all(|t| t.values().len() <= 1) {
             return; // every pool carries one value of each uniform label (the usual case)
         }
         // The nodes of each pool, in order, and the pools by name.
@@ -155,9 +157,10 @@ impl Rules for MetadataRules {
         }
         let mut by_name: Vec<usize> = (0..input.pools.len()).collect();
         by_name.sort_by(|a, b| input.pools[*a].cmp(input.pools[*b]));
-        for (u, (key, _)) in self.labels.iter().filter(|(_, uniform)| *uniform).enumerate() {
+        let uniform = self.labels.iter().zip(&columns).filter(|((_, uniform), _)| *uniform);
+        for (u, ((key, _), column)) in uniform.enumerate() {
             for &p in &by_name {
-                self.differing(key, input.pools[p], &tallies[p][u], &members[p], out);
+                self.differing(key, column, input.pools[p], &tallies[p][u], &members[p], out);
             }
         }
     }
@@ -170,15 +173,16 @@ impl MetadataRules {
     fn differing<'a>(
         &self,
         key: &str,
+        column: &Column<'_, 'a>,
         pool: &Arc<str>,
-        tally: &Tally<'a>,
+        tally: &Tally<&'a Arc<str>>,
         members: &[&'a InScope<'a>],
         out: &mut Output<'a>,
     ) {
-        if tally.values.len() <= 1 {
+        if tally.values().len() <= 1 {
             return;
         }
-        let mut values: Vec<(&'a Arc<str>, u32)> = tally.values.clone();
+        let mut values: Vec<(&'a Arc<str>, u32)> = tally.values().to_vec();
         values.sort_unstable_by(|a, b| a.0.cmp(b.0));
         let Some(&(usual, majority)) = values.iter().max_by(|a, b| a.1.cmp(&b.1).then_with(|| b.0.cmp(a.0))) else {
             return;
@@ -186,8 +190,8 @@ impl MetadataRules {
         let index: HashMap<&str, usize> = values.iter().enumerate().map(|(i, (v, _))| (&***v, i)).collect();
         let mut names: Vec<Vec<&'a Arc<str>>> = vec![Vec::new(); values.len()];
         for node in members {
-            if let Some(i) = node.labels.get(key).and_then(|v| index.get(v)) {
-                names[*i].push(&node.node.name);
+            if let Some(i) = column.get(node).and_then(|v| index.get(&**v)) {
+                names[*i].push(node.name);
             }
         }
         for ((value, _), names) in values.iter().zip(names).filter(|((v, _), _)| **v != *usual) {
@@ -203,31 +207,6 @@ impl MetadataRules {
                 out.signals.push(signal.base(self.severity));
             }
         }
-    }
-}
-
-/// The values of a label among a pool's nodes, each with how many carry it. Nodes of a pool
-/// share the interned value: the address of the last one is compared first.
-#[derive(Default)]
-struct Tally<'a> {
-    values: Vec<(&'a Arc<str>, u32)>,
-    index: HashMap<&'a str, usize>,
-    last: usize,
-}
-
-impl<'a> Tally<'a> {
-    fn add(&mut self, value: &'a Arc<str>) {
-        if let Some((v, n)) = self.values.get_mut(self.last) {
-            if Arc::ptr_eq(v, value) {
-                *n += 1;
-                return;
-            }
-        }
-        self.last = *self.index.entry(&**value).or_insert_with(|| {
-            self.values.push((value, 0));
-            self.values.len() - 1
-        });
-        self.values[self.last].1 += 1;
     }
 }
 

@@ -193,7 +193,7 @@ fn reference<'a>(rules: &MetadataRules, input: &Input<'a>, out: &mut Output<'a>)
             .labels
             .iter()
             .enumerate()
-            .filter(|(_, (k, _))| !node.labels.contains_key(k))
+            .filter(|(_, (k, _))| !node.node.labels.contains_key(k))
             .fold(0u64, |set, (i, _)| set | 1u64.checked_shl(i as u32).unwrap_or(0));
         if missing == 0 {
             continue;
@@ -287,11 +287,14 @@ proptest::proptest! {
         })
         .unwrap();
         let snapshot = crate::snapshot::ClusterSnapshot::default();
-        let (in_scope, pools) = crate::policy::rules::in_scope(nodes.iter());
-        let input = Input { snapshot: &snapshot, nodes: &in_scope, pools: &pools, now: at("2026-11-25") };
-        let (mut fast, mut slow) = (Output::default(), Output::default());
-        rules.evaluate(&input, &mut fast);
-        reference(&rules, &input, &mut slow);
-        proptest::prop_assert_eq!(format!("{:?}", fast.signals), format!("{:?}", slow.signals));
+        // With the policy's columns and without any (each node's labels read).
+        for keys in [rules.labels.iter().map(|(k, _)| k.clone()).collect(), Vec::new()] {
+            let n = crate::policy::rules::Nodes::new(nodes.iter(), keys);
+            let input = Input { snapshot: &snapshot, nodes: &n.nodes, pools: &n.pools, columns: &n.columns, now: at("2026-11-25") };
+            let (mut fast, mut slow) = (Output::default(), Output::default());
+            rules.evaluate(&input, &mut fast);
+            reference(&rules, &input, &mut slow);
+            proptest::prop_assert_eq!(format!("{:?}", fast.signals), format!("{:?}", slow.signals));
+        }
     }
 }

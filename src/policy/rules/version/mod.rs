@@ -207,7 +207,7 @@ impl VersionRules {
         let no_version: Arc<dyn Fact> = Arc::new(UnparsedFact::kubelet("the node reports no kubelet version".into()));
         for node in input.nodes {
             let pool = node.pool;
-            let Some(version) = &node.kubelet_version else {
+            let Some(version) = node.kubelet_version else {
                 if node.problems.iter().any(|p| p.field == NodeField::KubeletVersion) {
                     continue; // reported as a problem of the node
                 }
@@ -217,7 +217,7 @@ impl VersionRules {
                 );
                 continue;
             };
-            let kubelet = judged.entry(version).or_insert_with(|| self.kubelet(version, control_plane, out));
+            let kubelet = judged.entry(&**version).or_insert_with(|| self.kubelet(version, control_plane, out));
             match kubelet {
                 Kubelet::Unparsed(fact) => {
                     let cause = Cause::Value(version.clone());

@@ -1,0 +1,118 @@
+//! The nodes in scope as the families read them: what each family reads of a node copied once
+//! into one array (a family's pass over the nodes then reads memory in order, instead of each
+//! node's own allocations once per family), with the label values the policy reads in columns.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use foldhash::{HashMap, HashMapExt};
+
+use super::pool_of;
+use crate::snapshot::{NodeInfo, NodeProblem, Readiness};
+
+/// A node the policy's selector picks, with its pool (read once per evaluation: every family
+/// groups by it).
+#[derive(Clone, Copy)]
+pub(crate) struct InScope<'a> {
+    /// The node (what is not copied here: annotations, labels no column holds).
+    pub node: &'a NodeInfo,
+    /// `metadata.name`.
+    pub name: &'a Arc<str>,
+    /// Its pool (`pool_of`).
+    pub pool: &'a Arc<str>,
+    /// The index of its pool in `Nodes::pools`.
+    pub pool_id: u32,
+    /// Its row in `Nodes::columns`.
+    pub row: u32,
+    /// `status.nodeInfo.kubeletVersion`.
+    pub kubelet_version: Option<&'a Arc<str>>,
+    /// Ready or not.
+    pub readiness: Readiness,
+    /// The shutdown taint.
+    pub shutdown: bool,
+    /// `metadata.creationTimestamp`.
+    pub created: Option<DateTime<Utc>>,
+    /// Fields that could not be read.
+    pub problems: &'a [NodeProblem],
+}
+
+/// The nodes in scope, their pools and the label values the policy reads.
+#[derive(Default)]
+pub(crate) struct Nodes<'a> {
+    /// The nodes, in the order of the snapshot.
+    pub nodes: Vec<InScope<'a>>,
+    /// Each distinct pool name once, in the order first met (`InScope::pool_id` indexes it).
+    pub pools: Vec<&'a Arc<str>>,
+    /// The label values of every node, a row per node.
+    pub columns: Columns<'a>,
+}
+
+/// Label values, a row per node and a column per key.
+#[derive(Default)]
+pub(crate) struct Columns<'a> {
+    keys: Vec<String>,
+    values: Vec<Option<&'a Arc<str>>>,
+}
+
+/// One label's values (`Columns::column`).
+#[derive(Clone, Copy)]
+pub(crate) struct Column<'c, 'a> {
+    key: &'c str,
+    /// The column's index, when the columns hold the key.
+    at: Option<usize>,
+    columns: &'c Columns<'a>,
+}
+
+impl<'a> Column<'_, 'a> {
+    /// The value `node` carries.
+    pub fn get(&self, node: &InScope<'a>) -> Option<&'a Arc<str>> {
+        match self.at {
+            Some(k) => self.columns.values[node.row as usize * self.columns.keys.len() + k],
+            None => node.node.labels.shared(self.key),
+        }
+    }
+}
+
+impl<'a> Columns<'a> {
+    /// The values of label `key` (read from each node's labels if no column holds it).
+    pub fn column<'c>(&'c self, key: &'c str) -> Column<'c, 'a> {
+        Column { key, at: self.keys.iter().position(|k| k == key), columns: self }
+    }
+}
+
+impl<'a> Nodes<'a> {
+    /// `nodes` with the values of the labels `keys` (the labels a policy reads), each node read
+    /// once. Pools are told apart by name; the address of the last pool is compared first,
+    /// since nodes of a pool share the interned name.
+    pub fn new(nodes: impl Iterator<Item = &'a NodeInfo>, keys: Vec<String>) -> Self {
+        let mut out = Nodes { columns: Columns { keys, values: Vec::new() }, ..Default::default() };
+        let mut index: HashMap<&'a str, u32> = HashMap::new();
+        let mut last: Option<(&'a Arc<str>, u32)> = None;
+        for node in nodes {
+            let row = out.nodes.len() as u32;
+            out.columns.values.extend(out.columns.keys.iter().map(|k| node.labels.shared(k)));
+            let pool = pool_of(node);
+            let pool_id = match last {
+                Some((l, id)) if Arc::ptr_eq(l, pool) => id,
+                _ => *index.entry(&**pool).or_insert_with(|| {
+                    out.pools.push(pool);
+                    out.pools.len() as u32 - 1
+                }),
+            };
+            last = Some((pool, pool_id));
+            out.nodes.push(InScope {
+                node,
+                name: &node.name,
+                pool,
+                pool_id,
+                row,
+                kubelet_version: node.kubelet_version.as_ref(),
+                readiness: node.readiness,
+                shutdown: node.shutdown,
+                created: node.created,
+                problems: &node.problems,
+            });
+        }
+        out
+    }
+}
