@@ -238,7 +238,7 @@ impl Rules for ImageRules {
                         released,
                         warning: false,
                     });
-                    let signal = Signal::node(NODE_IMAGE_OUTDATED, &node.name, pool, cause, fact);
+                    let signal = Signal::node(NODE_IMAGE_OUTDATED, node.name, pool, cause, fact);
                     out.signals.push(signal.steps(steps).origin(Some(released)));
                 }
                 Err(reason) => {
@@ -249,7 +249,7 @@ impl Rules for ImageRules {
                         .entry(reason.to_string())
                         .or_insert_with_key(|r| (Arc::from(r.as_str()), Arc::new(UnknownFact { reason: r.clone() })))
                         .clone();
-                    let signal = Signal::node(NODE_IMAGE_UNKNOWN, &node.name, pool, Cause::Value(reason), fact);
+                    let signal = Signal::node(NODE_IMAGE_UNKNOWN, node.name, pool, Cause::Value(reason), fact);
                     out.signals.push(signal.base(Severity::Info));
                 }
             }

@@ -212,7 +212,7 @@ impl VersionRules {
                     continue; // reported as a problem of the node
                 }
                 out.signals.push(
-                    Signal::node(KUBERNETES_VERSION_UNKNOWN, &node.name, pool, Cause::Rule, no_version.clone())
+                    Signal::node(KUBERNETES_VERSION_UNKNOWN, node.name, pool, Cause::Rule, no_version.clone())
                         .base(Severity::Info),
                 );
                 continue;
@@ -222,18 +222,18 @@ impl VersionRules {
                 Kubelet::Unparsed(fact) => {
                     let cause = Cause::Value(version.clone());
                     out.signals.push(
-                        Signal::node(KUBERNETES_VERSION_UNKNOWN, &node.name, pool, cause, fact.clone())
+                        Signal::node(KUBERNETES_VERSION_UNKNOWN, node.name, pool, cause, fact.clone())
                             .base(Severity::Info),
                     );
                 }
                 Kubelet::Parsed { minor, track, fact, skew } => {
-                    let mut signal = Signal::node(track.rule, &node.name, pool, Cause::Minor(*minor), fact.clone())
+                    let mut signal = Signal::node(track.rule, node.name, pool, Cause::Minor(*minor), fact.clone())
                         .steps(track.steps.clone());
                     signal.base = track.base;
                     out.signals.push(signal);
                     if let Some(skew) = skew {
                         out.signals.push(
-                            Signal::node(KUBELET_VERSION_SKEW, &node.name, pool, Cause::Minor(*minor), skew.clone())
+                            Signal::node(KUBELET_VERSION_SKEW, node.name, pool, Cause::Minor(*minor), skew.clone())
                                 .base(Severity::Unsupported),
                         );
                     }
