@@ -15,6 +15,7 @@
 //! `summary`, `plan`, `evaluate` → `report`.
 
 pub mod evaluate;
+mod group;
 pub mod ids;
 pub mod limits;
 pub mod model;

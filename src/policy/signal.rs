@@ -70,6 +70,14 @@ impl About<'_> {
         }
     }
 
+    /// Whether it is `subject` (a node by the address of its name first).
+    pub fn is(&self, subject: &Subject) -> bool {
+        match (self, subject) {
+            (About::Node(a), Subject::Node(b)) if Arc::ptr_eq(a, b) => true,
+            _ => self.key() == (subject.rank(), subject.name()),
+        }
+    }
+
     /// The kind (as `Subject` orders kinds) and the name: ordered as the subjects are.
     fn key(&self) -> (u8, &str) {
         match self {

@@ -22,6 +22,7 @@ mod versions;
 
 use chrono::{DateTime, Utc};
 
+use super::group::Grouped;
 use super::outcome::{Due, Step};
 use super::rules::Upgrades;
 use super::signal::Signal;
@@ -34,6 +35,8 @@ pub(super) struct Input<'a> {
     pub upgrades: Option<&'a Upgrades>,
     /// Every signal of the evaluation.
     pub signals: &'a [Signal<'a>],
+    /// The signals grouped as findings.
+    pub groups: &'a [Grouped<'a, 'a>],
     /// The instant of evaluation.
     pub now: DateTime<Utc>,
     /// How far ahead the plan keeps the cluster supported.
