@@ -154,7 +154,7 @@ fn findings(groups: &[Grouped<'_, '_>], now: DateTime<Utc>) -> (Vec<Finding>, Ve
         let rule = *rule;
         // Each member's severity now, read once.
         let members: Vec<(Option<Severity>, &Signal<'_>)> = signals.iter().map(|m| (m.at(now), *m)).collect();
-        let pool = members[0].1.group.as_ref().map(|g| &*g.pool);
+        let pool = members[0].1.group.as_ref().map(|g| &**g.pool);
         let subject = if members.len() > 1 {
             Subject::NodePool(pool.unwrap_or("default").to_string())
         } else {

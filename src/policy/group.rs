@@ -17,7 +17,7 @@ pub(crate) enum Group<'a> {
     /// A signal of its own (about one subject).
     One(&'a About<'a>),
     /// The node signals of a pool with one cause.
-    Pool(&'a PoolGroup),
+    Pool(&'a PoolGroup<'a>),
 }
 
 /// Whether two node signals are of one group, comparing shared strings by address first
@@ -27,7 +27,7 @@ fn same_group(a: &Signal<'_>, b: &Signal<'_>) -> bool {
     match (&a.group, &b.group) {
         (Some(x), Some(y)) => {
             a.rule == b.rule
-                && same(&x.pool, &y.pool)
+                && same(x.pool, y.pool)
                 && match (&x.cause, &y.cause) {
                     (Cause::Value(v), Cause::Value(w)) => same(v, w),
                     (c, d) => c == d,

@@ -106,7 +106,7 @@ fn groups<'a>(grouped: &'a [Grouped<'a, 'a>]) -> BTreeMap<RuleId, Vec<Group<'a>>
     let mut out: BTreeMap<RuleId, Vec<Group<'a>>> = BTreeMap::new();
     for ((rule, key), members) in grouped.iter().filter(|((rule, _), _)| rules.contains(rule)) {
         let (pool, cause) = match key {
-            group::Group::Pool(g) => (Some(&*g.pool), Some(&g.cause)),
+            group::Group::Pool(g) => (Some(&**g.pool), Some(&g.cause)),
             group::Group::One(_) => (None, None),
         };
         out.entry(*rule).or_default().push(Group { pool, cause, members });

@@ -88,9 +88,10 @@ impl<'a> Nodes<'a> {
         let mut out = Nodes { columns: Columns { keys, values: Vec::new() }, ..Default::default() };
         let mut index: HashMap<&'a str, u32> = HashMap::new();
         let mut last: Option<(&'a Arc<str>, u32)> = None;
+        let mut canon = Canon::default();
         for node in nodes {
             let row = out.nodes.len() as u32;
-            out.columns.values.extend(out.columns.keys.iter().map(|k| node.labels.shared(k)));
+            out.columns.values.extend(out.columns.keys.iter().map(|k| node.labels.shared(k).map(|v| canon.get(v))));
             let pool = pool_of(node);
             let pool_id = match last {
                 Some((l, id)) if Arc::ptr_eq(l, pool) => id,
@@ -103,10 +104,10 @@ impl<'a> Nodes<'a> {
             out.nodes.push(InScope {
                 node,
                 name: &node.name,
-                pool,
+                pool: out.pools[pool_id as usize],
                 pool_id,
                 row,
-                kubelet_version: node.kubelet_version.as_ref(),
+                kubelet_version: node.kubelet_version.as_ref().map(|v| canon.get(v)),
                 readiness: node.readiness,
                 shutdown: node.shutdown,
                 created: node.created,
@@ -114,5 +115,47 @@ impl<'a> Nodes<'a> {
             });
         }
         out
+    }
+}
+
+/// At most this many distinct strings are made canonical per evaluation (a cluster of interned
+/// strings has a few hundred; past the bound strings are used as they are, which is as right
+/// and only slower).
+pub(crate) const CANON_MAX: usize = 4096;
+
+/// The first reference met to each shared string (by its address): the values families compare
+/// and clone are then read from a few hot places, not from each node's own memory.
+#[derive(Default)]
+pub(crate) struct Canon<'a>(HashMap<*const u8, &'a Arc<str>>);
+
+impl<'a> Canon<'a> {
+    /// The canonical reference to the string `value` shares.
+    pub fn get(&mut self, value: &'a Arc<str>) -> &'a Arc<str> {
+        match self.0.get(&value.as_ptr()) {
+            Some(first) => first,
+            None if self.0.len() < CANON_MAX => *self.0.entry(value.as_ptr()).or_insert(value),
+            None => value,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canonical_references_are_bounded_and_equal_to_their_strings() {
+        let shared: Arc<str> = Arc::from("v1.35.3");
+        let copies: Vec<Arc<str>> = (0..3).map(|_| shared.clone()).collect();
+        let distinct: Vec<Arc<str>> = (0..CANON_MAX + 10).map(|i| Arc::from(format!("v{i}"))).collect();
+        let mut canon = Canon::default();
+        let first = canon.get(&copies[0]);
+        assert!(copies.iter().all(|c| std::ptr::eq(canon.get(c), first)), "one reference per shared string");
+        for d in &distinct {
+            assert_eq!(canon.get(d), d);
+        }
+        assert_eq!(canon.0.len(), CANON_MAX, "bounded");
+        // Past the bound a string is its own reference.
+        assert!(std::ptr::eq(canon.get(&distinct[CANON_MAX + 5]), &distinct[CANON_MAX + 5]));
     }
 }

@@ -174,7 +174,7 @@ impl MetadataRules {
         &self,
         key: &str,
         column: &Column<'_, 'a>,
-        pool: &Arc<str>,
+        pool: &'a Arc<str>,
         tally: &Tally<&'a Arc<str>>,
         members: &[&'a InScope<'a>],
         out: &mut Output<'a>,
