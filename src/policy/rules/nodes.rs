@@ -133,8 +133,12 @@ impl<'a> Canon<'a> {
     pub fn get(&mut self, value: &'a Arc<str>) -> &'a Arc<str> {
         match self.0.get(&value.as_ptr()) {
             Some(first) => first,
-            None if self.0.len() < CANON_MAX => *self.0.entry(value.as_ptr()).or_insert(value),
-            None => value,
+            None => {
+                if self.0.len() < CANON_MAX {
+                    self.0.insert(value.as_ptr(), value);
+                }
+                value
+            }
         }
     }
 }
