@@ -63,7 +63,8 @@ pub fn evaluate_resolved(policy: &Policy, snapshot: &ClusterSnapshot, now: DateT
     );
     let nodes = &in_scope.nodes;
     let input = Input { snapshot, nodes, pools: &in_scope.pools, columns: &in_scope.columns, now };
-    let mut out = Output::default();
+    // Most families emit a signal or two per node.
+    let mut out = Output { signals: Vec::with_capacity(2 * nodes.len()), ..Default::default() };
     for rules in &policy.rules {
         rules.evaluate(&input, &mut out);
     }
@@ -72,23 +73,18 @@ pub fn evaluate_resolved(policy: &Policy, snapshot: &ClusterSnapshot, now: DateT
     let (findings, transitions) = findings(&groups, now);
     let next_deadline = transitions.first().cloned();
     let horizon = plus_days(now, HORIZON_DAYS);
-    // The status changes at every step, and when a transition enters the horizon of `upcoming`.
-    let next_change = out
-        .signals
-        .iter()
-        .flat_map(|s| s.steps.iter().map(|(at, _)| *at))
-        .chain(transitions.iter().filter(|t| t.at > horizon).map(|t| minus_days(t.at, HORIZON_DAYS)))
-        .filter(|at| *at > now)
-        .min();
-    // The plan reads the signals; it changes at instants of its own too.
+    // The status changes at every step of a signal (the plan's next change holds those), and
+    // when a transition enters the horizon of `upcoming`.
+    let next_change = transitions.iter().filter(|t| t.at > horizon).map(|t| minus_days(t.at, HORIZON_DAYS));
+    // The plan reads the groups; it changes at instants of its own too.
     let plan = plan::plan(&plan::Input {
         upgrades: out.upgrades.as_ref(),
-        signals: &out.signals,
+        steps: plan::next_steps(&out.signals, now, policy.plan_horizon_days),
         groups: &groups,
         now,
         horizon_days: policy.plan_horizon_days,
     });
-    let next_change = next_change.into_iter().chain(plan.next_change).min();
+    let next_change = next_change.filter(|at| *at > now).chain(plan.next_change).min();
     let upcoming: Vec<Transition> = transitions.into_iter().filter(|t| t.at <= horizon).take(MAX_UPCOMING).collect();
     let verdict = match findings.iter().map(|f| f.severity).max() {
         Some(Severity::Unsupported) => Verdict::Unsupported,

@@ -6,10 +6,8 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use super::ids::RuleId;
 use super::outcome::{ControlPlane, ImageOrigin, NotReadyNode, Pool, Samples};
 use super::rules::{InScope, Output, KUBELET_VERSION_END_OF_SUPPORT, KUBELET_VERSION_SKEW, NODE_IMAGE_OUTDATED};
-use super::signal::Signal;
 use super::tally::Tally;
 use crate::crd::v1alpha1::{NodeCounts, Severity, SupportState};
 use crate::snapshot::{ClusterSnapshot, Readiness};
@@ -43,14 +41,22 @@ pub(super) fn summarise(
     let mut samples = out.samples;
     samples.version_ends.sort();
     samples.version_ends.dedup();
-    // Nodes with a signal at Warning or worse now, by their name's address (each node of a
-    // snapshot holds its own name; the samples share it).
-    let warning: HashSet<*const u8> = out
-        .signals
-        .iter()
-        .filter_map(|s| s.about.node().filter(|_| s.at(now).is_some_and(|sev| sev >= Severity::Warning)))
-        .map(|n| n.as_ptr())
-        .collect();
+    // One pass over the signals: each node signal's severity now, read once. Nodes are told
+    // apart by their name's address (each node of a snapshot holds its own name, which the
+    // samples share; nodes are unique by name).
+    let (mut warning, mut outdated, mut unsupported): (HashSet<*const u8>, HashSet<_>, HashSet<_>) = Default::default();
+    for s in &out.signals {
+        let Some(node) = s.about.node() else { continue };
+        let Some(severity) = s.at(now).filter(|sev| *sev >= Severity::Warning) else { continue };
+        warning.insert(node.as_ptr());
+        if s.rule == NODE_IMAGE_OUTDATED {
+            outdated.insert(node.as_ptr());
+        }
+        if severity >= Severity::Unsupported && [KUBELET_VERSION_END_OF_SUPPORT, KUBELET_VERSION_SKEW].contains(&s.rule)
+        {
+            unsupported.insert(node.as_ptr());
+        }
+    }
     for image in &mut samples.node_images {
         image.warning = warning.contains(&image.node.as_ptr());
     }
@@ -63,35 +69,16 @@ pub(super) fn summarise(
             _ => None,
         })
         .collect();
-    Summary {
-        control_plane,
-        nodes: counts(nodes, &out.signals, now),
-        pools: pools(nodes, pool_names, &samples),
-        samples,
-    }
-}
-
-fn counts(nodes: &[InScope<'_>], signals: &[Signal<'_>], now: DateTime<Utc>) -> NodeCounts {
     let ready = nodes.iter().filter(|n| n.readiness.is_ready()).count() as u32;
-    // Nodes with a signal of `rules` at `min` or worse, told apart by their name's address
-    // (each node of a snapshot holds its own; nodes are unique by name).
-    let nodes_at = |rules: &[RuleId], min: Severity| -> u32 {
-        let hit: HashSet<*const u8> = signals
-            .iter()
-            .filter(|s| rules.contains(&s.rule))
-            .filter_map(|s| s.about.node().filter(|_| s.at(now).is_some_and(|sev| sev >= min)))
-            .map(|n| n.as_ptr())
-            .collect();
-        hit.len() as u32
-    };
-    NodeCounts {
+    let counts = NodeCounts {
         total: nodes.len() as u32,
         ready,
         not_ready: nodes.len() as u32 - ready,
         stopped: nodes.iter().filter(|n| n.shutdown).count() as u32,
-        outdated_image: nodes_at(&[NODE_IMAGE_OUTDATED], Severity::Warning),
-        unsupported_kubelet: nodes_at(&[KUBELET_VERSION_END_OF_SUPPORT, KUBELET_VERSION_SKEW], Severity::Unsupported),
-    }
+        outdated_image: outdated.len() as u32,
+        unsupported_kubelet: unsupported.len() as u32,
+    };
+    Summary { control_plane, nodes: counts, pools: pools(nodes, pool_names, &samples), samples }
 }
 
 fn pools(nodes: &[InScope<'_>], names: &[&Arc<str>], samples: &Samples) -> Vec<Pool> {

@@ -25,7 +25,7 @@ use chrono::{DateTime, Utc};
 use super::group::Grouped;
 use super::outcome::{Due, Step};
 use super::rules::Upgrades;
-use super::signal::Signal;
+use super::signal::{Signal, Steps};
 use crate::time::{minus_days, plus_days};
 use versions::Calendar;
 
@@ -33,8 +33,9 @@ use versions::Calendar;
 pub(super) struct Input<'a> {
     /// The version settings (`None`: the policy has no version rules).
     pub upgrades: Option<&'a Upgrades>,
-    /// Every signal of the evaluation.
-    pub signals: &'a [Signal<'a>],
+    /// The earliest instant after now of the signals' steps, each also minus the horizon
+    /// (`next_steps`).
+    pub steps: Option<DateTime<Utc>>,
     /// The signals grouped as findings.
     pub groups: &'a [Grouped<'a, 'a>],
     /// The instant of evaluation.
@@ -89,10 +90,29 @@ pub(super) fn plan(input: &Input<'_>) -> Planned {
 /// The instants the plan compares `now` with (calendar releases and ends, signal steps), each
 /// also minus the horizon (it compares `now + horizon` with them too): the earliest after now.
 fn next_change(input: &Input<'_>, calendar: Option<&Calendar<'_>>) -> Option<DateTime<Utc>> {
-    let signals = input.signals.iter().flat_map(|s| s.steps.iter().map(|(at, _)| *at));
-    signals
-        .chain(calendar.into_iter().flat_map(Calendar::instants))
+    calendar
+        .into_iter()
+        .flat_map(Calendar::instants)
         .flat_map(|t| [t, minus_days(t, input.horizon_days)])
         .filter(|t| *t > input.now)
+        .chain(input.steps)
         .min()
+}
+
+/// The instants at which the signals' severities step, each also minus `horizon_days`: the
+/// earliest after `now` (every step is an instant the status can change at, and the plan's).
+/// Signals of a pool share their steps: each list is read once in a row.
+pub(super) fn next_steps(signals: &[Signal<'_>], now: DateTime<Utc>, horizon_days: u32) -> Option<DateTime<Utc>> {
+    let mut last: Option<&Steps> = None;
+    let mut next = None;
+    for s in signals {
+        if last.is_some_and(|l| std::sync::Arc::ptr_eq(l, &s.steps)) {
+            continue;
+        }
+        last = Some(&s.steps);
+        for (t, _) in s.steps.iter() {
+            next = [*t, minus_days(*t, horizon_days)].into_iter().filter(|t| *t > now).chain(next).min();
+        }
+    }
+    next
 }
