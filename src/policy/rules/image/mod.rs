@@ -231,6 +231,10 @@ impl Rules for ImageRules {
             _ => "",
         });
         let mut unknown: HashMap<String, (Arc<str>, Arc<UnknownFact>)> = HashMap::new();
+        // The samples are written after the signals, in a loop of their own: copying a node's
+        // name reads the node's memory, and a short loop has many such reads in flight.
+        let mut images: Vec<(&'a Arc<str>, &'a Arc<str>, ImageOrigin, DateTime<Utc>)> =
+            Vec::with_capacity(input.nodes.len());
         for node in input.nodes {
             let pool = node.pool;
             let now;
@@ -247,13 +251,7 @@ impl Rules for ImageRules {
                         ImageOrigin::Version(v) => Cause::Value(v.clone()),
                         ImageOrigin::NodeCreation => Cause::Rule,
                     };
-                    out.samples.node_images.push(NodeImage {
-                        node: node.name.clone(),
-                        pool: pool.clone(),
-                        image: image.clone(),
-                        released: *released,
-                        warning: false,
-                    });
+                    images.push((node.name, pool, image.clone(), *released));
                     let signal = Signal::node(NODE_IMAGE_OUTDATED, node.name, pool, cause, fact.clone());
                     out.signals.push(signal.steps(steps.clone()).origin(Some(*released)));
                 }
@@ -270,6 +268,13 @@ impl Rules for ImageRules {
                 }
             }
         }
+        out.samples.node_images.extend(images.into_iter().map(|(name, pool, image, released)| NodeImage {
+            node: name.clone(),
+            pool: pool.clone(),
+            image,
+            released,
+            warning: false,
+        }));
     }
 }
 
