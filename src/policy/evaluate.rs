@@ -15,7 +15,7 @@ use super::settings::PolicyError;
 use super::signal::{Signal, Who, SHOWN};
 use super::summary;
 use crate::crd::v1alpha1::{Severity, SupportPolicySpec, Verdict};
-use crate::snapshot::{ClusterSnapshot, Keep};
+use crate::snapshot::{ClusterSnapshot, Keep, NodeKeys};
 use crate::time::{minus_days, plus_days};
 
 /// How far ahead `upcoming` looks.
@@ -53,7 +53,12 @@ pub fn invalid(errors: Vec<PolicyError>) -> Evaluation {
 
 /// Evaluates a resolved policy against a snapshot at `now`.
 pub fn evaluate_resolved(policy: &Policy, snapshot: &ClusterSnapshot, now: DateTime<Utc>) -> Evaluation {
-    let keys = match policy.node_keys().labels {
+    // Columns of the labels the families read of each node.
+    let mut keys = NodeKeys::none();
+    for rules in &policy.rules {
+        rules.node_keys(&mut keys);
+    }
+    let keys = match keys.labels {
         Keep::Only(keys) => keys.into_iter().collect(),
         Keep::All => Vec::new(),
     };

@@ -25,7 +25,7 @@ use chrono::{DateTime, Utc};
 use super::group::Grouped;
 use super::outcome::{Due, Step};
 use super::rules::Upgrades;
-use super::signal::{Signal, Steps};
+use super::signal::Signal;
 use crate::time::{minus_days, plus_days};
 use versions::Calendar;
 
@@ -101,18 +101,27 @@ fn next_change(input: &Input<'_>, calendar: Option<&Calendar<'_>>) -> Option<Dat
 
 /// The instants at which the signals' severities step, each also minus `horizon_days`: the
 /// earliest after `now` (every step is an instant the status can change at, and the plan's).
-/// Signals of a pool share their steps: each list is read once in a row.
+/// Shifting is monotonic, so an instant is shifted only when it can give a new earliest.
 pub(super) fn next_steps(signals: &[Signal<'_>], now: DateTime<Utc>, horizon_days: u32) -> Option<DateTime<Utc>> {
-    let mut last: Option<&Steps> = None;
-    let mut next = None;
-    for s in signals {
-        if last.is_some_and(|l| std::sync::Arc::ptr_eq(l, &s.steps)) {
+    let mut next: Option<DateTime<Utc>> = None;
+    // The least instant whose shifted value is after now (with that value), and the greatest
+    // whose shifted value is not.
+    let mut shifted: Option<(DateTime<Utc>, DateTime<Utc>)> = None;
+    let mut before: Option<DateTime<Utc>> = None;
+    for t in signals.iter().flat_map(|s| s.steps.iter().map(|(t, _)| *t)) {
+        if t <= now {
+            continue; // shifted, it is not after now either
+        }
+        next = Some(next.map_or(t, |n| n.min(t)));
+        if shifted.is_some_and(|(u, _)| t >= u) || before.is_some_and(|b| t <= b) {
             continue;
         }
-        last = Some(&s.steps);
-        for (t, _) in s.steps.iter() {
-            next = [*t, minus_days(*t, horizon_days)].into_iter().filter(|t| *t > now).chain(next).min();
+        let m = minus_days(t, horizon_days);
+        if m > now {
+            shifted = Some((t, m));
+        } else {
+            before = Some(t);
         }
     }
-    next
+    next.into_iter().chain(shifted.map(|(_, m)| m)).min()
 }

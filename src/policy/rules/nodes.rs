@@ -86,6 +86,8 @@ impl<'a> Nodes<'a> {
     /// since nodes of a pool share the interned name.
     pub fn new(nodes: impl Iterator<Item = &'a NodeInfo>, keys: Vec<String>) -> Self {
         let mut out = Nodes { columns: Columns { keys, values: Vec::new() }, ..Default::default() };
+        // Pools by the address of their name, then by name.
+        let mut by_address: HashMap<*const u8, u32> = HashMap::new();
         let mut index: HashMap<&'a str, u32> = HashMap::new();
         let mut last: Option<(&'a Arc<str>, u32)> = None;
         let mut canon = Canon::default();
@@ -95,10 +97,19 @@ impl<'a> Nodes<'a> {
             let pool = pool_of(node);
             let pool_id = match last {
                 Some((l, id)) if Arc::ptr_eq(l, pool) => id,
-                _ => *index.entry(&**pool).or_insert_with(|| {
-                    out.pools.push(pool);
-                    out.pools.len() as u32 - 1
-                }),
+                _ => match by_address.get(&pool.as_ptr()) {
+                    Some(id) => *id,
+                    None => {
+                        let id = *index.entry(&**pool).or_insert_with(|| {
+                            out.pools.push(pool);
+                            out.pools.len() as u32 - 1
+                        });
+                        if by_address.len() < CANON_MAX {
+                            by_address.insert(pool.as_ptr(), id);
+                        }
+                        id
+                    }
+                },
             };
             last = Some((pool, pool_id));
             out.nodes.push(InScope {
