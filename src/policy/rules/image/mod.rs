@@ -233,8 +233,7 @@ impl Rules for ImageRules {
         let mut unknown: HashMap<String, (Arc<str>, Arc<UnknownFact>)> = HashMap::new();
         // The samples are written after the signals, in a loop of their own: copying a node's
         // name reads the node's memory, and a short loop has many such reads in flight.
-        let mut images: Vec<(&'a Arc<str>, &'a Arc<str>, ImageOrigin, DateTime<Utc>)> =
-            Vec::with_capacity(input.nodes.len());
+        let mut images = Vec::with_capacity(input.nodes.len());
         for node in input.nodes {
             let pool = node.pool;
             let now;
