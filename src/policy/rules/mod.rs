@@ -93,6 +93,9 @@ pub(crate) struct Output<'a> {
     pub control_plane: Option<ControlPlane>,
     /// Detail for metrics (and the pools' images).
     pub samples: Samples,
+    /// The name of the node of each entry of `samples.node_images`, as the snapshot holds it:
+    /// the summary tells nodes apart by its address, without reading the node.
+    pub image_nodes: Vec<&'a Arc<str>>,
     /// What the upgrade plan needs of the version settings, from the version family.
     pub upgrades: Option<Upgrades>,
 }

@@ -267,6 +267,7 @@ impl Rules for ImageRules {
                 }
             }
         }
+        out.image_nodes.extend(images.iter().map(|(name, ..)| *name));
         out.samples.node_images.extend(images.into_iter().map(|(name, pool, image, released)| NodeImage {
             node: name.clone(),
             pool: pool.clone(),
