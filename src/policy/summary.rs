@@ -42,23 +42,25 @@ pub(super) fn summarise(
     samples.version_ends.sort();
     samples.version_ends.dedup();
     // One pass over the signals: each node signal's severity now, read once. Nodes are told
-    // apart by their name's address (each node of a snapshot holds its own name, which the
-    // samples share; nodes are unique by name).
-    let (mut warning, mut outdated, mut unsupported): (HashSet<*const u8>, HashSet<_>, HashSet<_>) = Default::default();
+    // apart by the address of their name in the snapshot (each node holds its own; nodes are
+    // unique by name), which reads nothing of the node.
+    let (mut warning, mut outdated, mut unsupported): (HashSet<*const Arc<str>>, HashSet<_>, HashSet<_>) =
+        Default::default();
     for s in &out.signals {
         let Some(node) = s.about.node() else { continue };
         let Some(severity) = s.at(now).filter(|sev| *sev >= Severity::Warning) else { continue };
-        warning.insert(node.as_ptr());
+        let node = std::ptr::from_ref(node);
+        warning.insert(node);
         if s.rule == NODE_IMAGE_OUTDATED {
-            outdated.insert(node.as_ptr());
+            outdated.insert(node);
         }
         if severity >= Severity::Unsupported && [KUBELET_VERSION_END_OF_SUPPORT, KUBELET_VERSION_SKEW].contains(&s.rule)
         {
-            unsupported.insert(node.as_ptr());
+            unsupported.insert(node);
         }
     }
-    for image in &mut samples.node_images {
-        image.warning = warning.contains(&image.node.as_ptr());
+    for (image, node) in samples.node_images.iter_mut().zip(&out.image_nodes) {
+        image.warning = warning.contains(&std::ptr::from_ref(*node));
     }
     samples.not_ready = nodes
         .iter()
