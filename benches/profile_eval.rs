@@ -22,12 +22,21 @@ fn main() {
     for part in only.split(',') {
         match part {
             "version" => spec.kubernetes_version = preset.kubernetes_version.clone(),
-            "image" => spec.node_image = preset.node_image.clone(),
+            "image" => {
+                spec.node_image = preset.node_image.clone();
+                // A custom policy has no preset patterns: the form the generated images take.
+                let image = spec.node_image.get_or_insert_with(Default::default);
+                image.date_pattern = Some(r"(?:^|-)(?P<year>\d{4})(?P<month>\d{2})\.(?P<day>\d{2})\.\d+$".into());
+            }
             "stopped" => spec.stopped_nodes = preset.stopped_nodes.clone(),
             _ => {}
         }
     }
     let policy = if only.is_empty() { policy } else { Policy::resolve(&spec).unwrap() };
+    // DUMP=file writes the evaluation (to compare the output before and after a change).
+    if let Ok(path) = std::env::var("DUMP") {
+        std::fs::write(path, format!("{:#?}", policy::evaluate_resolved(&policy, &snapshot, now))).unwrap();
+    }
     let mut best = std::time::Duration::MAX;
     for _ in 0..runs {
         let t = std::time::Instant::now();

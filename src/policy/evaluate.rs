@@ -1,24 +1,21 @@
 //! `evaluate`: the families' signals → findings, verdict, next deadline and upcoming
 //! transitions (the summaries come from `summary`).
 
-use std::collections::hash_map::Entry;
-
-use std::sync::Arc;
-
-use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
+use foldhash::{HashSet, HashSetExt};
 
 use chrono::{DateTime, Utc};
 
-use super::ids::{RuleId, Subject, POLICY_INVALID};
+use super::group::{grouped, Grouped};
+use super::ids::{Subject, POLICY_INVALID};
 use super::model::Policy;
 use super::outcome::{Evaluation, Finding, Transition};
 use super::plan;
-use super::rules::{InScope, Input, Output};
+use super::rules::{Input, Nodes, Output};
 use super::settings::PolicyError;
-use super::signal::{About, Cause, PoolGroup, Signal, Who, SHOWN};
+use super::signal::{Signal, Who, SHOWN};
 use super::summary;
 use crate::crd::v1alpha1::{Severity, SupportPolicySpec, Verdict};
-use crate::snapshot::ClusterSnapshot;
+use crate::snapshot::{ClusterSnapshot, Keep, NodeKeys};
 use crate::time::{minus_days, plus_days};
 
 /// How far ahead `upcoming` looks.
@@ -56,44 +53,50 @@ pub fn invalid(errors: Vec<PolicyError>) -> Evaluation {
 
 /// Evaluates a resolved policy against a snapshot at `now`.
 pub fn evaluate_resolved(policy: &Policy, snapshot: &ClusterSnapshot, now: DateTime<Utc>) -> Evaluation {
-    let nodes: Vec<InScope<'_>> = snapshot
-        .nodes
-        .iter()
-        .filter(|n| policy.selector.as_ref().is_none_or(|s| s.matches(&n.labels)))
-        .map(|n| InScope::new(n))
-        .collect();
-    let input = Input { snapshot, nodes: &nodes, now };
-    let mut out = Output::default();
+    // Columns of the labels the families read of each node.
+    let mut keys = NodeKeys::none();
+    for rules in &policy.rules {
+        rules.node_keys(&mut keys);
+    }
+    let keys = match keys.labels {
+        Keep::Only(keys) => keys.into_iter().collect(),
+        Keep::All => Vec::new(),
+    };
+    let in_scope = Nodes::new(
+        snapshot.nodes.iter().filter(|n| policy.selector.as_ref().is_none_or(|s| s.matches(&n.labels))).map(|n| &**n),
+        keys,
+    );
+    let nodes = &in_scope.nodes;
+    let input = Input { snapshot, nodes, pools: &in_scope.pools, columns: &in_scope.columns, now };
+    // Most families emit a signal or two per node.
+    let mut out = Output { signals: Vec::with_capacity(2 * nodes.len()), ..Default::default() };
     for rules in &policy.rules {
         rules.evaluate(&input, &mut out);
     }
 
-    let (findings, transitions) = findings(&out.signals, now);
+    let groups = grouped(&out.signals);
+    let (findings, transitions) = findings(&groups, now);
     let next_deadline = transitions.first().cloned();
     let horizon = plus_days(now, HORIZON_DAYS);
-    // The status changes at every step, and when a transition enters the horizon of `upcoming`.
-    let next_change = out
-        .signals
-        .iter()
-        .flat_map(|s| s.steps.iter().map(|(at, _)| *at))
-        .chain(transitions.iter().filter(|t| t.at > horizon).map(|t| minus_days(t.at, HORIZON_DAYS)))
-        .filter(|at| *at > now)
-        .min();
-    // The plan reads the signals; it changes at instants of its own too.
+    // The status changes at every step of a signal (the plan's next change holds those), and
+    // when a transition enters the horizon of `upcoming`.
+    let next_change = transitions.iter().filter(|t| t.at > horizon).map(|t| minus_days(t.at, HORIZON_DAYS));
+    // The plan reads the groups; it changes at instants of its own too.
     let plan = plan::plan(&plan::Input {
         upgrades: out.upgrades.as_ref(),
-        signals: &out.signals,
+        steps: plan::next_steps(&out.signals, now, policy.plan_horizon_days),
+        groups: &groups,
         now,
         horizon_days: policy.plan_horizon_days,
     });
-    let next_change = next_change.into_iter().chain(plan.next_change).min();
+    let next_change = next_change.filter(|at| *at > now).chain(plan.next_change).min();
     let upcoming: Vec<Transition> = transitions.into_iter().filter(|t| t.at <= horizon).take(MAX_UPCOMING).collect();
     let verdict = match findings.iter().map(|f| f.severity).max() {
         Some(Severity::Unsupported) => Verdict::Unsupported,
         Some(Severity::Warning) => Verdict::AtRisk,
         _ => Verdict::Supported,
     };
-    let summary = summary::summarise(snapshot, &nodes, out, now);
+    let summary = summary::summarise(snapshot, nodes, &in_scope.pools, out, now);
     Evaluation {
         verdict,
         policy_errors: Vec::new(),
@@ -107,63 +110,6 @@ pub fn evaluate_resolved(policy: &Policy, snapshot: &ClusterSnapshot, now: DateT
         samples: summary.samples,
         plan: plan.steps,
     }
-}
-
-/// Signals of nodes with the same (rule, pool, cause) make one finding; every other signal is
-/// a finding of its own. Ordered as the groups were when they were keyed by value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-enum Group<'a> {
-    One(&'a About<'a>),
-    Pool(&'a PoolGroup),
-}
-
-/// Whether two node signals are of one group, comparing shared strings by address first
-/// (a family emits a pool's nodes one after the other, with the pool's strings).
-fn same_group(a: &Signal<'_>, b: &Signal<'_>) -> bool {
-    let same = |x: &Arc<str>, y: &Arc<str>| Arc::ptr_eq(x, y) || x == y;
-    match (&a.group, &b.group) {
-        (Some(x), Some(y)) => {
-            a.rule == b.rule
-                && same(&x.pool, &y.pool)
-                && match (&x.cause, &y.cause) {
-                    (Cause::Value(v), Cause::Value(w)) => same(v, w),
-                    (c, d) => c == d,
-                }
-        }
-        _ => false,
-    }
-}
-
-/// The signals of each (rule, group), in the order of their keys.
-fn grouped<'s, 'a>(signals: &'s [Signal<'a>]) -> Vec<((RuleId, Group<'s>), Vec<&'s Signal<'a>>)> {
-    let mut index: HashMap<(RuleId, Group<'s>), usize> = HashMap::new();
-    let mut groups: Vec<((RuleId, Group<'s>), Vec<&'s Signal<'a>>)> = Vec::new();
-    let mut last: Option<(&'s Signal<'a>, usize)> = None;
-    for s in signals {
-        if let Some((previous, i)) = last.filter(|(previous, _)| same_group(previous, s)) {
-            groups[i].1.push(s);
-            last = Some((previous, i));
-            continue;
-        }
-        let group = match &s.group {
-            Some(g) => Group::Pool(g),
-            None => Group::One(&s.about),
-        };
-        let i = match index.entry((s.rule, group)) {
-            Entry::Occupied(e) => {
-                groups[*e.get()].1.push(s);
-                *e.get()
-            }
-            Entry::Vacant(e) => {
-                e.insert(groups.len());
-                groups.push(((s.rule, group), vec![s]));
-                groups.len() - 1
-            }
-        };
-        last = Some((s, i));
-    }
-    groups.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-    groups
 }
 
 /// Where a group's severity rises after `now`: the steps of its members, each distinct list
@@ -202,13 +148,14 @@ fn first_in_order(signals: &mut [&Signal<'_>]) {
 
 /// Findings (sorted worst first, then soonest deadline, rule and subject) and every future
 /// transition (soonest first).
-fn findings(signals: &[Signal<'_>], now: DateTime<Utc>) -> (Vec<Finding>, Vec<Transition>) {
+fn findings(groups: &[Grouped<'_, '_>], now: DateTime<Utc>) -> (Vec<Finding>, Vec<Transition>) {
     let mut findings = Vec::new();
     let mut transitions = Vec::new();
-    for ((rule, _), signals) in grouped(signals) {
+    for ((rule, _), signals) in groups {
+        let rule = *rule;
         // Each member's severity now, read once.
         let members: Vec<(Option<Severity>, &Signal<'_>)> = signals.iter().map(|m| (m.at(now), *m)).collect();
-        let pool = members[0].1.group.as_ref().map(|g| &*g.pool);
+        let pool = members[0].1.group.as_ref().map(|g| &**g.pool);
         let subject = if members.len() > 1 {
             Subject::NodePool(pool.unwrap_or("default").to_string())
         } else {

@@ -15,6 +15,7 @@
 //! `summary`, `plan`, `evaluate` → `report`.
 
 pub mod evaluate;
+mod group;
 pub mod ids;
 pub mod limits;
 pub mod model;
@@ -26,6 +27,7 @@ pub mod selector;
 pub mod settings;
 pub(crate) mod signal;
 mod summary;
+mod tally;
 
 #[cfg(test)]
 pub(crate) mod testing;

@@ -30,7 +30,7 @@ pub struct Signal<'a> {
     /// The one thing the signal is about.
     pub about: About<'a>,
     /// Node signals with the same (pool, cause) merge into one finding about the pool.
-    pub group: Option<PoolGroup>,
+    pub group: Option<PoolGroup<'a>>,
     /// The severity before the first step.
     pub base: Option<Severity>,
     /// Where the severity rises (shared by the signals of nodes with the same fact).
@@ -67,6 +67,14 @@ impl About<'_> {
             About::Node(name) => Some(name),
             About::Other(Subject::Node(name)) => Some(name),
             About::Other(_) => None,
+        }
+    }
+
+    /// Whether it is `subject` (a node by the address of its name first).
+    pub fn is(&self, subject: &Subject) -> bool {
+        match (self, subject) {
+            (About::Node(a), Subject::Node(b)) if Arc::ptr_eq(a, b) => true,
+            _ => self.key() == (subject.rank(), subject.name()),
         }
     }
 
@@ -113,11 +121,11 @@ impl<'a> Signal<'a> {
 
     /// A signal about node `node` of `pool`, grouped with the pool's nodes of the same cause.
     /// The node's name is borrowed from the snapshot: a node signal copies no string.
-    pub fn node(rule: RuleId, node: &'a Arc<str>, pool: &Arc<str>, cause: Cause, fact: Arc<dyn Fact>) -> Self {
+    pub fn node(rule: RuleId, node: &'a Arc<str>, pool: &'a Arc<str>, cause: Cause, fact: Arc<dyn Fact>) -> Self {
         Signal {
             rule,
             about: About::Node(node),
-            group: Some(PoolGroup { pool: pool.clone(), cause }),
+            group: Some(PoolGroup { pool, cause }),
             base: None,
             steps: no_steps(),
             origin: None,
@@ -151,9 +159,9 @@ impl<'a> Signal<'a> {
 
 /// The pool of a node signal and the cause it shares with the pool's other nodes.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct PoolGroup {
-    /// The pool.
-    pub pool: Arc<str>,
+pub struct PoolGroup<'a> {
+    /// The pool (borrowed from the snapshot's nodes).
+    pub pool: &'a Arc<str>,
     /// The cause.
     pub cause: Cause,
 }

@@ -1,15 +1,14 @@
 //! The summaries of an evaluation: the control plane, node counts, pools and the samples the
 //! metrics export.
 
-use foldhash::{HashMap, HashMapExt, HashSet};
+use foldhash::{HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use super::ids::RuleId;
-use super::outcome::{ControlPlane, NotReadyNode, Pool, Samples};
+use super::outcome::{ControlPlane, ImageOrigin, NotReadyNode, Pool, Samples};
 use super::rules::{InScope, Output, KUBELET_VERSION_END_OF_SUPPORT, KUBELET_VERSION_SKEW, NODE_IMAGE_OUTDATED};
-use super::signal::Signal;
+use super::tally::Tally;
 use crate::crd::v1alpha1::{NodeCounts, Severity, SupportState};
 use crate::snapshot::{ClusterSnapshot, Readiness};
 use crate::version::parse_version;
@@ -26,6 +25,7 @@ pub(super) struct Summary {
 pub(super) fn summarise(
     snapshot: &ClusterSnapshot,
     nodes: &[InScope<'_>],
+    pool_names: &[&Arc<str>],
     out: Output<'_>,
     now: DateTime<Utc>,
 ) -> Summary {
@@ -41,16 +41,26 @@ pub(super) fn summarise(
     let mut samples = out.samples;
     samples.version_ends.sort();
     samples.version_ends.dedup();
-    // Nodes with a signal at Warning or worse now, by their name's address (each node of a
-    // snapshot holds its own name; the samples share it).
-    let warning: HashSet<*const u8> = out
-        .signals
-        .iter()
-        .filter_map(|s| s.about.node().filter(|_| s.at(now).is_some_and(|sev| sev >= Severity::Warning)))
-        .map(|n| n.as_ptr())
-        .collect();
-    for image in &mut samples.node_images {
-        image.warning = warning.contains(&image.node.as_ptr());
+    // One pass over the signals: each node signal's severity now, read once. Nodes are told
+    // apart by the address of their name in the snapshot (each node holds its own; nodes are
+    // unique by name), which reads nothing of the node.
+    let (mut warning, mut outdated, mut unsupported): (HashSet<*const Arc<str>>, HashSet<_>, HashSet<_>) =
+        Default::default();
+    for s in &out.signals {
+        let Some(node) = s.about.node() else { continue };
+        let Some(severity) = s.at(now).filter(|sev| *sev >= Severity::Warning) else { continue };
+        let node = std::ptr::from_ref(node);
+        warning.insert(node);
+        if s.rule == NODE_IMAGE_OUTDATED {
+            outdated.insert(node);
+        }
+        if severity >= Severity::Unsupported && [KUBELET_VERSION_END_OF_SUPPORT, KUBELET_VERSION_SKEW].contains(&s.rule)
+        {
+            unsupported.insert(node);
+        }
+    }
+    for (image, node) in samples.node_images.iter_mut().zip(&out.image_nodes) {
+        image.warning = warning.contains(&std::ptr::from_ref(*node));
     }
     samples.not_ready = nodes
         .iter()
@@ -61,77 +71,50 @@ pub(super) fn summarise(
             _ => None,
         })
         .collect();
-    Summary { control_plane, nodes: counts(nodes, &out.signals, now), pools: pools(nodes, &samples), samples }
-}
-
-fn counts(nodes: &[InScope<'_>], signals: &[Signal<'_>], now: DateTime<Utc>) -> NodeCounts {
     let ready = nodes.iter().filter(|n| n.readiness.is_ready()).count() as u32;
-    // Nodes with a signal of `rules` at `min` or worse, told apart by their name's address
-    // (each node of a snapshot holds its own; nodes are unique by name).
-    let nodes_at = |rules: &[RuleId], min: Severity| -> u32 {
-        let hit: HashSet<*const u8> = signals
-            .iter()
-            .filter(|s| rules.contains(&s.rule))
-            .filter_map(|s| s.about.node().filter(|_| s.at(now).is_some_and(|sev| sev >= min)))
-            .map(|n| n.as_ptr())
-            .collect();
-        hit.len() as u32
-    };
-    NodeCounts {
+    let counts = NodeCounts {
         total: nodes.len() as u32,
         ready,
         not_ready: nodes.len() as u32 - ready,
         stopped: nodes.iter().filter(|n| n.shutdown).count() as u32,
-        outdated_image: nodes_at(&[NODE_IMAGE_OUTDATED], Severity::Warning),
-        unsupported_kubelet: nodes_at(&[KUBELET_VERSION_END_OF_SUPPORT, KUBELET_VERSION_SKEW], Severity::Unsupported),
-    }
+        outdated_image: outdated.len() as u32,
+        unsupported_kubelet: unsupported.len() as u32,
+    };
+    Summary { control_plane, nodes: counts, pools: pools(nodes, pool_names, &samples), samples }
 }
 
-fn pools(nodes: &[InScope<'_>], samples: &Samples) -> Vec<Pool> {
-    let mut index: HashMap<Arc<str>, usize> = HashMap::new();
-    let mut pools: Vec<Pool> = Vec::new();
-    let mut last: Option<(Arc<str>, usize)> = None;
-    let mut pool_of_name = |name: &Arc<str>| -> usize {
-        // Nodes of a pool come one after the other, with the pool's (interned) name.
-        if let Some((_, i)) = last.as_ref().filter(|(l, _)| Arc::ptr_eq(l, name)) {
-            return *i;
-        }
-        let i = match index.get(&**name) {
-            Some(i) => *i,
-            None => {
-                pools.push(Pool { name: name.to_string(), ..Default::default() });
-                index.insert(name.clone(), pools.len() - 1);
-                pools.len() - 1
-            }
+fn pools(nodes: &[InScope<'_>], names: &[&Arc<str>], samples: &Samples) -> Vec<Pool> {
+    // Counted per pool (by the nodes' pool indices), then ordered by value.
+    let mut kubelets: Vec<Tally<Option<&Arc<str>>>> = vec![Tally::default(); names.len()];
+    let mut images: Vec<Tally<&ImageOrigin>> = vec![Tally::default(); names.len()];
+    let mut pools: Vec<Pool> = names.iter().map(|name| Pool { name: name.to_string(), ..Default::default() }).collect();
+    for node in nodes {
+        let i = node.pool_id as usize;
+        pools[i].nodes += 1;
+        pools[i].ready += u32::from(node.readiness.is_ready());
+        kubelets[i].add(node.kubelet_version);
+    }
+    // Images come from the nodes in scope, so their pools are among the nodes' (compared by
+    // address first: nodes of a pool come one after the other, with the pool's interned name).
+    let index: HashMap<&str, usize> = names.iter().enumerate().map(|(i, name)| (&***name, i)).collect();
+    let mut last: Option<(&Arc<str>, usize)> = None;
+    for image in &samples.node_images {
+        let i = match last {
+            Some((pool, i)) if Arc::ptr_eq(pool, &image.pool) => i,
+            _ => match index.get(&*image.pool) {
+                Some(i) => *i,
+                None => continue,
+            },
         };
-        last = Some((name.clone(), i));
-        i
-    };
-    let at: Vec<usize> = nodes.iter().map(|node| pool_of_name(node.pool)).collect();
-    let images: Vec<usize> = samples.node_images.iter().map(|image| pool_of_name(&image.pool)).collect();
-    for (node, i) in nodes.iter().zip(at) {
-        let pool = &mut pools[i];
-        pool.nodes += 1;
-        pool.ready += u32::from(node.readiness.is_ready());
-        match pool.kubelets.get_mut(&node.kubelet_version) {
-            Some(n) => *n += 1,
-            None => {
-                pool.kubelets.insert(node.kubelet_version.clone(), 1);
-            }
-        }
-    }
-    for (image, i) in samples.node_images.iter().zip(images) {
-        let pool = &mut pools[i];
-        match pool.images.get_mut(&image.image) {
-            Some(n) => *n += 1,
-            None => {
-                pool.images.insert(image.image.clone(), 1);
-            }
-        }
+        last = Some((&image.pool, i));
+        images[i].add(&image.image);
         let day = image.released.date_naive();
-        pool.oldest_image = Some(pool.oldest_image.map_or(day, |o| o.min(day)));
+        pools[i].oldest_image = Some(pools[i].oldest_image.map_or(day, |o| o.min(day)));
     }
-    // Images of nodes out of scope have no pool here (samples come from the nodes in scope).
+    for ((pool, kubelets), images) in pools.iter_mut().zip(kubelets).zip(images) {
+        pool.kubelets = kubelets.values().iter().map(|(k, n)| (k.cloned(), *n)).collect();
+        pool.images = images.values().iter().map(|(image, n)| ((*image).clone(), *n)).collect();
+    }
     pools.retain(|p| p.nodes > 0);
     pools.sort_unstable_by(|a, b| a.name.cmp(&b.name));
     pools

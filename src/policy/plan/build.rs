@@ -20,13 +20,14 @@ use std::collections::BTreeMap;
 use super::versions::{versions, Calendar, Pool};
 use super::Input;
 use crate::crd::v1alpha1::{PlanAction, Severity};
+use crate::policy::group::{self, Grouped};
 use crate::policy::ids::{RuleId, Subject};
 use crate::policy::outcome::{Due, Reason};
 use crate::policy::rules::{
     CLUSTER_NOT_UPGRADABLE, CLUSTER_STOPPED, KUBELET_VERSION_END_OF_SUPPORT, KUBELET_VERSION_SKEW, NODE_IMAGE_OUTDATED,
     NODE_NOT_READY,
 };
-use crate::policy::signal::{About, Cause, Signal};
+use crate::policy::signal::{Cause, Signal};
 use crate::time::plus_days;
 use crate::version::Minor;
 
@@ -63,7 +64,7 @@ pub(super) struct Note {
 struct Group<'a> {
     pool: Option<&'a str>,
     cause: Option<&'a Cause>,
-    members: Vec<&'a Signal<'a>>,
+    members: &'a [&'a Signal<'a>],
 }
 
 impl Group<'_> {
@@ -92,12 +93,8 @@ fn unsupported(s: &Signal<'_>) -> Due {
     s.steps.iter().find(|(_, sev)| *sev == Severity::Unsupported).map_or(Due::Never, |(at, _)| Due::At(*at))
 }
 
-/// What makes signals one finding: the rule, and the pool and cause of node signals (else the
-/// subject).
-type GroupKey<'a> = (RuleId, Option<(&'a str, &'a Cause)>, Option<&'a About<'a>>);
-
-/// The signals of the rules the plan reads, grouped as findings, by rule.
-fn groups<'a>(signals: &'a [Signal<'a>]) -> BTreeMap<RuleId, Vec<Group<'a>>> {
+/// The groups of the rules the plan reads, by rule.
+fn groups<'a>(grouped: &'a [Grouped<'a, 'a>]) -> BTreeMap<RuleId, Vec<Group<'a>>> {
     let rules = [
         KUBELET_VERSION_END_OF_SUPPORT,
         KUBELET_VERSION_SKEW,
@@ -106,24 +103,20 @@ fn groups<'a>(signals: &'a [Signal<'a>]) -> BTreeMap<RuleId, Vec<Group<'a>>> {
         CLUSTER_STOPPED,
         CLUSTER_NOT_UPGRADABLE,
     ];
-    let mut keyed: BTreeMap<GroupKey<'a>, Vec<&'a Signal<'a>>> = BTreeMap::new();
-    for s in signals.iter().filter(|s| rules.contains(&s.rule)) {
-        let key = match &s.group {
-            Some(g) => (s.rule, Some((&*g.pool, &g.cause)), None),
-            None => (s.rule, None, Some(&s.about)),
-        };
-        keyed.entry(key).or_default().push(s);
-    }
     let mut out: BTreeMap<RuleId, Vec<Group<'a>>> = BTreeMap::new();
-    for ((rule, pool, _), members) in keyed {
-        out.entry(rule).or_default().push(Group { pool: pool.map(|p| p.0), cause: pool.map(|p| p.1), members });
+    for ((rule, key), members) in grouped.iter().filter(|((rule, _), _)| rules.contains(rule)) {
+        let (pool, cause) = match key {
+            group::Group::Pool(g) => (Some(&**g.pool), Some(&g.cause)),
+            group::Group::One(_) => (None, None),
+        };
+        out.entry(*rule).or_default().push(Group { pool, cause, members });
     }
     out
 }
 
 /// Every step, each after those it waits on.
 pub(super) fn drafts(input: &Input<'_>, cal: Option<&Calendar<'_>>) -> Vec<Draft> {
-    let groups = groups(input.signals);
+    let groups = groups(input.groups);
     let group_of = |rule: RuleId| groups.get(&rule).map(Vec::as_slice).unwrap_or_default();
     let horizon_end = plus_days(input.now, input.horizon_days);
     let within = |due: Due| due.by(horizon_end);
@@ -156,8 +149,8 @@ pub(super) fn drafts(input: &Input<'_>, cal: Option<&Calendar<'_>>) -> Vec<Draft
             if let (Some(pool), Some(Cause::Minor(m))) = (g.pool, g.cause) {
                 let p = pools.entry(pool).or_default();
                 p.minors.entry(*m).or_default().push(g.reason(rule));
-                for s in &g.members {
-                    p.has_node(&s.about.subject());
+                for s in g.members {
+                    p.has_node(&s.about);
                 }
             }
         }

@@ -22,6 +22,7 @@ mod versions;
 
 use chrono::{DateTime, Utc};
 
+use super::group::Grouped;
 use super::outcome::{Due, Step};
 use super::rules::Upgrades;
 use super::signal::Signal;
@@ -32,8 +33,11 @@ use versions::Calendar;
 pub(super) struct Input<'a> {
     /// The version settings (`None`: the policy has no version rules).
     pub upgrades: Option<&'a Upgrades>,
-    /// Every signal of the evaluation.
-    pub signals: &'a [Signal<'a>],
+    /// The earliest instant after now of the signals' steps, each also minus the horizon
+    /// (`next_steps`).
+    pub steps: Option<DateTime<Utc>>,
+    /// The signals grouped as findings.
+    pub groups: &'a [Grouped<'a, 'a>],
     /// The instant of evaluation.
     pub now: DateTime<Utc>,
     /// How far ahead the plan keeps the cluster supported.
@@ -86,10 +90,38 @@ pub(super) fn plan(input: &Input<'_>) -> Planned {
 /// The instants the plan compares `now` with (calendar releases and ends, signal steps), each
 /// also minus the horizon (it compares `now + horizon` with them too): the earliest after now.
 fn next_change(input: &Input<'_>, calendar: Option<&Calendar<'_>>) -> Option<DateTime<Utc>> {
-    let signals = input.signals.iter().flat_map(|s| s.steps.iter().map(|(at, _)| *at));
-    signals
-        .chain(calendar.into_iter().flat_map(Calendar::instants))
+    calendar
+        .into_iter()
+        .flat_map(Calendar::instants)
         .flat_map(|t| [t, minus_days(t, input.horizon_days)])
         .filter(|t| *t > input.now)
+        .chain(input.steps)
         .min()
+}
+
+/// The instants at which the signals' severities step, each also minus `horizon_days`: the
+/// earliest after `now` (every step is an instant the status can change at, and the plan's).
+/// Shifting is monotonic, so an instant is shifted only when it can give a new earliest.
+pub(super) fn next_steps(signals: &[Signal<'_>], now: DateTime<Utc>, horizon_days: u32) -> Option<DateTime<Utc>> {
+    let mut next: Option<DateTime<Utc>> = None;
+    // The least instant whose shifted value is after now (with that value), and the greatest
+    // whose shifted value is not.
+    let mut shifted: Option<(DateTime<Utc>, DateTime<Utc>)> = None;
+    let mut before: Option<DateTime<Utc>> = None;
+    for t in signals.iter().flat_map(|s| s.steps.iter().map(|(t, _)| *t)) {
+        if t <= now {
+            continue; // shifted, it is not after now either
+        }
+        next = Some(next.map_or(t, |n| n.min(t)));
+        if shifted.is_some_and(|(u, _)| t >= u) || before.is_some_and(|b| t <= b) {
+            continue;
+        }
+        let m = minus_days(t, horizon_days);
+        if m > now {
+            shifted = Some((t, m));
+        } else {
+            before = Some(t);
+        }
+    }
+    next.into_iter().chain(shifted.map(|(_, m)| m)).min()
 }

@@ -19,6 +19,7 @@ use crate::policy::rules::{
     Upgrades, KUBELET_VERSION_END_OF_SUPPORT, KUBELET_VERSION_SKEW, KUBERNETES_VERSION_END_OF_SUPPORT,
     KUBERNETES_VERSION_UNKNOWN,
 };
+use crate::policy::signal::About;
 use crate::time::start_of_day;
 use crate::version::Minor;
 
@@ -56,10 +57,10 @@ impl Pool {
     }
 
     /// A node with a kubelet the version rules read.
-    pub fn has_node(&mut self, node: &Subject) {
+    pub fn has_node(&mut self, node: &About<'_>) {
         match &self.only_node {
-            None if !self.many_nodes => self.only_node = Some(node.clone()),
-            Some(only) if only != node => (self.only_node, self.many_nodes) = (None, true),
+            None if !self.many_nodes => self.only_node = Some(node.subject()),
+            Some(only) if !node.is(only) => (self.only_node, self.many_nodes) = (None, true),
             _ => {}
         }
     }

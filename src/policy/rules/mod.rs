@@ -9,6 +9,7 @@ mod calendar;
 mod heartbeat;
 mod image;
 mod metadata;
+mod nodes;
 mod problems;
 mod scope;
 mod stopped;
@@ -29,6 +30,7 @@ use crate::snapshot::{ClusterSnapshot, NodeInfo, NodeKeys};
 use crate::version::Minor;
 
 pub(crate) use image::NODE_IMAGE_OUTDATED;
+pub(crate) use nodes::{Column, Columns, InScope, Nodes};
 pub(crate) use stopped::{CLUSTER_NOT_UPGRADABLE, CLUSTER_STOPPED, NODE_NOT_READY};
 pub(crate) use version::{
     KUBELET_VERSION_END_OF_SUPPORT, KUBELET_VERSION_SKEW, KUBERNETES_VERSION_END_OF_SUPPORT, KUBERNETES_VERSION_UNKNOWN,
@@ -68,36 +70,16 @@ pub fn all_rules() -> Vec<RuleId> {
     all
 }
 
-/// A node the policy's selector picks, with its pool (read once per evaluation: every family
-/// groups by it). Reads as the node.
-#[derive(Clone, Copy)]
-pub(crate) struct InScope<'a> {
-    /// The node.
-    pub node: &'a NodeInfo,
-    /// Its pool (`pool_of`).
-    pub pool: &'a Arc<str>,
-}
-
-impl<'a> InScope<'a> {
-    /// `node` with its pool.
-    pub fn new(node: &'a NodeInfo) -> Self {
-        InScope { node, pool: pool_of(node) }
-    }
-}
-
-impl std::ops::Deref for InScope<'_> {
-    type Target = NodeInfo;
-    fn deref(&self) -> &NodeInfo {
-        self.node
-    }
-}
-
 /// What a family reads.
 pub(crate) struct Input<'a> {
     /// The whole snapshot (Leases, discovery, every node).
     pub snapshot: &'a ClusterSnapshot,
     /// The nodes the policy's selector picks.
     pub nodes: &'a [InScope<'a>],
+    /// Their pools, each once (`InScope::pool_id` is an index here).
+    pub pools: &'a [&'a Arc<str>],
+    /// The label values of the nodes (`InScope::row` is a row here).
+    pub columns: &'a Columns<'a>,
     /// The instant of evaluation.
     pub now: DateTime<Utc>,
 }
@@ -111,6 +93,9 @@ pub(crate) struct Output<'a> {
     pub control_plane: Option<ControlPlane>,
     /// Detail for metrics (and the pools' images).
     pub samples: Samples,
+    /// The name of the node of each entry of `samples.node_images`, as the snapshot holds it:
+    /// the summary tells nodes apart by its address, without reading the node.
+    pub image_nodes: Vec<&'a Arc<str>>,
     /// What the upgrade plan needs of the version settings, from the version family.
     pub upgrades: Option<Upgrades>,
 }

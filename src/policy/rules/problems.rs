@@ -34,9 +34,9 @@ struct Problems;
 impl Rules for Problems {
     fn evaluate<'a>(&self, input: &Input<'a>, out: &mut Output<'a>) {
         for node in input.nodes {
-            for p in &node.problems {
+            for p in node.problems {
                 let fact = Arc::new(ProblemFact { field: p.field, reason: p.reason.clone() });
-                let signal = Signal::node(rule_of(p.field), &node.name, node.pool, Cause::Field(p.field), fact);
+                let signal = Signal::node(rule_of(p.field), node.name, node.pool, Cause::Field(p.field), fact);
                 out.signals.push(signal.base(Severity::Info));
             }
         }

@@ -73,7 +73,7 @@ impl Rules for StoppedRules {
             let mut steps: Vec<_> = since.map(|t| (t, Severity::Info)).into_iter().collect();
             steps.extend(escalation(warn_at, unsupported_at));
             let fact = Arc::new(NotReadyFact { since, shutdown: node.shutdown, unsupported_at });
-            let mut signal = Signal::node(NODE_NOT_READY, &node.name, node.pool, Cause::Rule, fact);
+            let mut signal = Signal::node(NODE_NOT_READY, node.name, node.pool, Cause::Rule, fact);
             signal.base = since.is_none().then_some(Severity::Info);
             out.signals.push(signal.steps(steps).origin(since));
         }

@@ -10,13 +10,13 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use super::{Family, Input, Output, Rules};
+use super::{Column, Family, InScope, Input, Output, Rules};
 use crate::crd::v1alpha1::{NodeImageSource, NodeImageSpec, Severity};
 use crate::policy::ids::RuleId;
 use crate::policy::outcome::{ImageOrigin, NodeImage};
 use crate::policy::settings::{merged, Errors, PolicyError};
 use crate::policy::signal::{escalation, Cause, Fact, Signal, Steps, Who};
-use crate::snapshot::{NodeField, NodeInfo, NodeKeys};
+use crate::snapshot::{NodeField, NodeKeys};
 use crate::text::snippet;
 use crate::time::{plus_days, start_of_day, when};
 use date::{ImageDateError, ImageDateParser};
@@ -152,11 +152,19 @@ struct Judged {
     fact: Arc<ImageFact>,
 }
 
-/// The versions judged so far, and the last one read.
+/// The versions judged so far (each distinct one once, by content), and the last one read in
+/// each pool (by address: a pool's nodes share one interned version).
 #[derive(Default)]
 struct Versions<'a> {
-    all: HashMap<&'a str, Result<Judged, Unreadable>>,
-    last: Option<(&'a Arc<str>, Result<Judged, Unreadable>)>,
+    judged: Vec<Result<Judged, Unreadable>>,
+    by_content: HashMap<&'a str, usize>,
+    last: Vec<Option<(&'a Arc<str>, usize)>>,
+}
+
+/// A node's image read: judged before (an index in `Versions::judged`) or just now.
+enum Read {
+    Judged(usize),
+    Now(Result<Judged, Unreadable>),
 }
 
 impl ImageRules {
@@ -168,33 +176,38 @@ impl ImageRules {
     }
 
     /// The image of `node`, judging each distinct version once (a pool's nodes share one).
-    fn read<'a>(&self, node: &'a NodeInfo, versions: &mut Versions<'a>) -> Result<Judged, Unreadable> {
-        let (kind, key, map) = match &self.source {
+    fn read<'a>(&self, node: &InScope<'a>, label: &Column<'_, 'a>, versions: &mut Versions<'a>) -> Read {
+        let (kind, key, value) = match &self.source {
             ImageSource::NodeCreation => {
-                let created = node.created.ok_or(Unreadable::NoCreation)?;
-                return Ok(self.judge(ImageOrigin::NodeCreation, created));
+                return Read::Now(match node.created {
+                    Some(created) => Ok(self.judge(ImageOrigin::NodeCreation, created)),
+                    None => Err(Unreadable::NoCreation),
+                });
             }
-            ImageSource::Label(key) => ("label", key, &node.labels),
-            ImageSource::Annotation(key) => ("annotation", key, &node.annotations),
+            ImageSource::Label(key) => ("label", key, label.get(node)),
+            ImageSource::Annotation(key) => ("annotation", key, node.node.annotations.shared(key)),
         };
-        let value = map.shared(key).ok_or_else(|| Unreadable::Missing { kind, key: snippet(key) })?;
-        // The nodes of a pool come one after the other, with the same (interned) version.
-        if let Some((last, judged)) = &versions.last {
-            if Arc::ptr_eq(last, value) {
-                return judged.clone();
+        let Some(value) = value else { return Read::Now(Err(Unreadable::Missing { kind, key: snippet(key) })) };
+        let pool = node.pool_id as usize;
+        if let Some(Some((last, i))) = versions.last.get(pool) {
+            if std::ptr::eq(*last, value) || Arc::ptr_eq(last, value) {
+                return Read::Judged(*i);
             }
         }
-        let judged = versions
-            .all
-            .entry(&**value)
-            .or_insert_with(|| match self.parser.parse(value) {
+        let judged = &mut versions.judged;
+        let i = *versions.by_content.entry(&**value).or_insert_with(|| {
+            judged.push(match self.parser.parse(value) {
                 Ok(date) => Ok(self.judge(ImageOrigin::Version(value.clone()), start_of_day(date))),
                 Err(ImageDateError::NoMatch(v)) => Err(Unreadable::NoMatch(v)),
                 Err(e) => Err(Unreadable::NotADay(e)),
-            })
-            .clone();
-        versions.last = Some((value, judged.clone()));
-        judged
+            });
+            judged.len() - 1
+        });
+        if versions.last.len() <= pool {
+            versions.last.resize(pool + 1, None);
+        }
+        versions.last[pool] = Some((value, i));
+        Read::Judged(i)
     }
 }
 
@@ -213,24 +226,33 @@ impl Rules for ImageRules {
 
     fn evaluate<'a>(&self, input: &Input<'a>, out: &mut Output<'a>) {
         let mut versions = Versions::default();
+        let label = input.columns.column(match &self.source {
+            ImageSource::Label(key) => key,
+            _ => "",
+        });
         let mut unknown: HashMap<String, (Arc<str>, Arc<UnknownFact>)> = HashMap::new();
+        // The samples are written after the signals, in a loop of their own: copying a node's
+        // name reads the node's memory, and a short loop has many such reads in flight.
+        let mut images = Vec::with_capacity(input.nodes.len());
         for node in input.nodes {
             let pool = node.pool;
-            match self.read(node, &mut versions) {
+            let now;
+            let read = match self.read(node, &label, &mut versions) {
+                Read::Judged(i) => &versions.judged[i],
+                Read::Now(read) => {
+                    now = read;
+                    &now
+                }
+            };
+            match read {
                 Ok(Judged { image, released, steps, fact }) => {
-                    let cause = match &image {
+                    let cause = match image {
                         ImageOrigin::Version(v) => Cause::Value(v.clone()),
                         ImageOrigin::NodeCreation => Cause::Rule,
                     };
-                    out.samples.node_images.push(NodeImage {
-                        node: node.name.clone(),
-                        pool: pool.clone(),
-                        image,
-                        released,
-                        warning: false,
-                    });
-                    let signal = Signal::node(NODE_IMAGE_OUTDATED, &node.name, pool, cause, fact);
-                    out.signals.push(signal.steps(steps).origin(Some(released)));
+                    images.push((node.name, pool, image.clone(), *released));
+                    let signal = Signal::node(NODE_IMAGE_OUTDATED, node.name, pool, cause, fact.clone());
+                    out.signals.push(signal.steps(steps.clone()).origin(Some(*released)));
                 }
                 Err(reason) => {
                     if node.problems.iter().any(|p| matches!(p.field, NodeField::Labels | NodeField::Annotations)) {
@@ -240,11 +262,19 @@ impl Rules for ImageRules {
                         .entry(reason.to_string())
                         .or_insert_with_key(|r| (Arc::from(r.as_str()), Arc::new(UnknownFact { reason: r.clone() })))
                         .clone();
-                    let signal = Signal::node(NODE_IMAGE_UNKNOWN, &node.name, pool, Cause::Value(reason), fact);
+                    let signal = Signal::node(NODE_IMAGE_UNKNOWN, node.name, pool, Cause::Value(reason), fact);
                     out.signals.push(signal.base(Severity::Info));
                 }
             }
         }
+        out.image_nodes.extend(images.iter().map(|(name, ..)| *name));
+        out.samples.node_images.extend(images.into_iter().map(|(name, pool, image, released)| NodeImage {
+            node: name.clone(),
+            pool: pool.clone(),
+            image,
+            released,
+            warning: false,
+        }));
     }
 }
 

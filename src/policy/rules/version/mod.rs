@@ -203,37 +203,53 @@ impl VersionRules {
 
     fn kubelets<'a>(&self, input: &Input<'a>, control_plane: Option<Minor>, out: &mut Output<'a>) {
         // Nodes share a handful of versions: each is judged once, its signals share its fact.
-        let mut judged: HashMap<&str, Kubelet> = HashMap::new();
+        // A pool's nodes mostly share one interned version: the last of each pool is compared
+        // by address first.
+        let mut judged: Vec<Kubelet> = Vec::new();
+        let mut by_content: HashMap<&str, usize> = HashMap::new();
+        let mut last: Vec<Option<(&Arc<str>, usize)>> = vec![None; input.pools.len()];
         let no_version: Arc<dyn Fact> = Arc::new(UnparsedFact::kubelet("the node reports no kubelet version".into()));
         for node in input.nodes {
             let pool = node.pool;
-            let Some(version) = &node.kubelet_version else {
+            let Some(version) = node.kubelet_version else {
                 if node.problems.iter().any(|p| p.field == NodeField::KubeletVersion) {
                     continue; // reported as a problem of the node
                 }
                 out.signals.push(
-                    Signal::node(KUBERNETES_VERSION_UNKNOWN, &node.name, pool, Cause::Rule, no_version.clone())
+                    Signal::node(KUBERNETES_VERSION_UNKNOWN, node.name, pool, Cause::Rule, no_version.clone())
                         .base(Severity::Info),
                 );
                 continue;
             };
-            let kubelet = judged.entry(version).or_insert_with(|| self.kubelet(version, control_plane, out));
+            let pool_last = &mut last[node.pool_id as usize];
+            let i = match pool_last {
+                Some((v, i)) if std::ptr::eq(*v, version) || Arc::ptr_eq(v, version) => *i,
+                _ => {
+                    let i = *by_content.entry(&**version).or_insert_with(|| {
+                        judged.push(self.kubelet(version, control_plane, out));
+                        judged.len() - 1
+                    });
+                    *pool_last = Some((version, i));
+                    i
+                }
+            };
+            let kubelet = &judged[i];
             match kubelet {
                 Kubelet::Unparsed(fact) => {
                     let cause = Cause::Value(version.clone());
                     out.signals.push(
-                        Signal::node(KUBERNETES_VERSION_UNKNOWN, &node.name, pool, cause, fact.clone())
+                        Signal::node(KUBERNETES_VERSION_UNKNOWN, node.name, pool, cause, fact.clone())
                             .base(Severity::Info),
                     );
                 }
                 Kubelet::Parsed { minor, track, fact, skew } => {
-                    let mut signal = Signal::node(track.rule, &node.name, pool, Cause::Minor(*minor), fact.clone())
+                    let mut signal = Signal::node(track.rule, node.name, pool, Cause::Minor(*minor), fact.clone())
                         .steps(track.steps.clone());
                     signal.base = track.base;
                     out.signals.push(signal);
                     if let Some(skew) = skew {
                         out.signals.push(
-                            Signal::node(KUBELET_VERSION_SKEW, &node.name, pool, Cause::Minor(*minor), skew.clone())
+                            Signal::node(KUBELET_VERSION_SKEW, node.name, pool, Cause::Minor(*minor), skew.clone())
                                 .base(Severity::Unsupported),
                         );
                     }
