@@ -73,7 +73,6 @@ pub(super) async fn reconcile(obj: Arc<DeserializeGuard<SupportPolicy>>, ctx: Ar
     };
 
     let _busy = ctx.health.busy(LOOP);
-    let _timer = timer;
     ctx.prune_written();
     ctx.metrics.prune();
     let name = obj.name_any();
@@ -99,6 +98,8 @@ pub(super) async fn reconcile(obj: Arc<DeserializeGuard<SupportPolicy>>, ctx: Ar
 
     let (verdict, next_change) = (evaluation.verdict, evaluation.next_change);
     drop((evaluation, snapshot));
+    timer.observe_duration();
+    // Housekeeping, not part of the reconcile's measured duration.
     super::memory::release_free_pages();
     if verdict == Verdict::Unknown {
         // Nothing to retry: the next change of the policy triggers a reconcile.

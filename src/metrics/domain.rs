@@ -166,8 +166,10 @@ pub(super) fn series(eval: &Evaluation, nodes: NodeMetrics) -> Vec<Series> {
     }
     // Image labels from the cluster are capped like the status's (an annotation can hold
     // anything); a node whose age comes from its creation says so. One capped copy per image.
-    let mut images: BTreeMap<&str, Arc<str>> = BTreeMap::new();
-    let mut buckets: BTreeMap<(&str, &str, NaiveDate), Bucket> = BTreeMap::new();
+    // Hashed: looked up once per node (a tree of string keys cost more than the evaluation);
+    // the series are sorted at the end.
+    let mut images: foldhash::HashMap<&str, Arc<str>> = foldhash::HashMap::default();
+    let mut buckets: foldhash::HashMap<(&str, &str, NaiveDate), Bucket> = foldhash::HashMap::default();
     for n in &eval.samples.node_images {
         let label = images
             .entry(n.image.label())
