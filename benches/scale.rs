@@ -385,24 +385,61 @@ async fn operator(row: &mut Row, dir: &Path, shape: &ClusterShape, runs: usize) 
     }
     // kubectl's watch is established once its CPU settles after the initial list request.
     settle(kpid, Duration::from_secs(2)).await;
-    let events = shape.nodes.min(5_000);
+    // As many events at every size (enough for the CPU clock's 10 ms ticks): below 5,000 nodes
+    // each node beats more than once, a second apart.
+    let events = 5_000;
     let (m0, _) = get(&addr, "/metrics").await;
+    // The scrape's own work (tens of milliseconds at 65,000 nodes) is over before the window opens.
+    settle(pid, Duration::from_secs(1)).await;
+    let profile = profiler(pid, shape.nodes);
     let (cpu0, kcpu0) = (cpu_of(pid), cpu_of(kpid));
-    let at = "2026-11-25T12:00:10Z";
+    let start = chrono::DateTime::parse_from_rfc3339("2026-11-25T12:00:10Z").unwrap();
     for k in 0..events {
-        server.apply_object(shape.heartbeat(k * shape.nodes / events, at));
+        let (round, i) =
+            if shape.nodes >= events { (0, k * shape.nodes / events) } else { (k / shape.nodes, k % shape.nodes) };
+        let at = (start + chrono::Duration::seconds(round as i64)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        server.apply_object(shape.heartbeat(i, &at));
     }
     until(Duration::from_secs(600), "kubectl saw every event", || lines.load(Ordering::Relaxed) >= events).await;
     settle(kpid, Duration::from_secs(1)).await;
     settle(pid, Duration::from_secs(2)).await;
-    let (m1, _) = get(&addr, "/metrics").await;
-    row.churn_events = events;
+    // Read before the closing scrape, whose cost grows with the series, not with the events.
     row.churn_cpu = cpu_of(pid).saturating_sub(cpu0);
     row.kubectl_churn_cpu = cpu_of(kpid).saturating_sub(kcpu0);
+    drop(profile);
+    let (m1, _) = get(&addr, "/metrics").await;
+    row.churn_events = events;
     row.churn_evaluations = sample(&m1, "support_reconcile_duration_seconds_count")
         - sample(&m0, "support_reconcile_duration_seconds_count");
     row.churn_writes = sample(&m1, "support_status_writes_total") - sample(&m0, "support_status_writes_total");
     drop((kubectl, child));
+}
+
+/// With `SCALE_PERF=1`, `perf record -g` of the operator for the heartbeat window, written to
+/// `target/tmp/scale-perf-<nodes>.data` (read it with `perf report -i`).
+fn profiler(pid: u32, nodes: usize) -> Option<Interrupted> {
+    std::env::var_os("SCALE_PERF")?;
+    let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("scale-perf-{nodes}.data"));
+    let child = Command::new("perf")
+        .args(["record", "-F", "2000", "--call-graph", "dwarf", "-p", &pid.to_string(), "-o"])
+        .arg(&out)
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("SCALE_PERF needs perf (Debian: linux-perf)");
+    std::thread::sleep(Duration::from_millis(500));
+    eprintln!("profiling the heartbeat window into {}", out.display());
+    Some(Interrupted(child))
+}
+
+/// A process stopped with SIGINT (so it finishes its output) and reaped when dropped.
+struct Interrupted(std::process::Child);
+
+impl Drop for Interrupted {
+    fn drop(&mut self) {
+        // SAFETY: kill has no memory preconditions; the pid is our unreaped child.
+        unsafe { libc::kill(self.0.id() as i32, libc::SIGINT) };
+        let _ = self.0.wait();
+    }
 }
 
 /// A process killed (and reaped) when dropped: a failing measurement leaves nothing running.
