@@ -225,31 +225,41 @@ impl NodeWatch {
     /// watch ends.
     pub(super) async fn run(self, mut keys: watch::Receiver<NodeKeys>) {
         loop {
-            self.cache.keep(keys.borrow_and_update().clone());
-            let report = WatchReport::new("Node", "Node".into(), self.metrics.clone(), self.health.clone());
-            let events = watcher(self.api.clone(), watcher::Config::default().any_semantic());
-            let mut events = pin!(resilient(events, report));
-            loop {
-                tokio::select! {
-                    event = events.next() => {
-                        let Some(event) = event else { return };
-                        let done = matches!(event, Event::InitDone);
-                        if self.cache.apply(event, &self.metrics) {
-                            self.changed.send_replace(());
-                        }
-                        if done {
-                            (self.synced)();
-                        }
+            let reads = keys.borrow_and_update().clone();
+            self.cache.keep(reads.clone());
+            // The parser skips what the cache would drop (a relist starts when keys grow).
+            if !CachedNode::reading(Arc::new(reads), self.follow(&mut keys)).await {
+                return;
+            }
+        }
+    }
+
+    /// One watch, until the keys grow beyond what the cache holds (true: relist) or the watch
+    /// or `keys` ends (false).
+    async fn follow(&self, keys: &mut watch::Receiver<NodeKeys>) -> bool {
+        let report = WatchReport::new("Node", "Node".into(), self.metrics.clone(), self.health.clone());
+        let events = watcher(self.api.clone(), watcher::Config::default().any_semantic());
+        let mut events = pin!(resilient(events, report));
+        loop {
+            tokio::select! {
+                event = events.next() => {
+                    let Some(event) = event else { return false };
+                    let done = matches!(event, Event::InitDone);
+                    if self.cache.apply(event, &self.metrics) {
+                        self.changed.send_replace(());
                     }
-                    changed = keys.changed() => {
-                        if changed.is_err() {
-                            return;
-                        }
-                        let wanted = keys.borrow_and_update().clone();
-                        if !self.cache.keep(wanted) {
-                            tracing::info!("policies read node labels or annotations not cached yet: relisting nodes");
-                            break;
-                        }
+                    if done {
+                        (self.synced)();
+                    }
+                }
+                changed = keys.changed() => {
+                    if changed.is_err() {
+                        return false;
+                    }
+                    let wanted = keys.borrow_and_update().clone();
+                    if !self.cache.keep(wanted) {
+                        tracing::info!("policies read node labels or annotations not cached yet: relisting nodes");
+                        return true;
                     }
                 }
             }

@@ -8,7 +8,8 @@
 //! buffers every object twice).
 
 use std::borrow::Cow;
-use std::sync::LazyLock;
+use std::future::Future;
+use std::sync::{Arc, LazyLock};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::core::{ClusterResourceScope, NamespaceResourceScope};
@@ -19,8 +20,8 @@ use serde::{Deserialize, Deserializer};
 use crate::snapshot::wire::{Ctx, Object, ObjectRead};
 use crate::snapshot::{LeaseInfo, NodeInfo, NodeKeys, ObjectError};
 
-/// A Node, trimmed to what the rules read, with every label and annotation (the node cache
-/// keeps those policies read).
+/// A Node, trimmed to what the rules read, with the labels and annotations of
+/// [`CachedNode::reading`] (every one outside it; the node cache keeps those policies read).
 #[derive(Clone, Debug)]
 pub struct CachedNode {
     /// Name and resourceVersion only (what the watcher needs).
@@ -41,9 +42,25 @@ pub struct CachedLease {
 
 static ALL: LazyLock<NodeKeys> = LazyLock::new(NodeKeys::all);
 
-/// Reads an object; only a value that is not an object at all fails.
-fn read<'de, D: Deserializer<'de>>(d: D, what: &str) -> Result<(ObjectMeta, ObjectRead), D::Error> {
-    let read = Object(Ctx { keys: &ALL, interner: None })
+tokio::task_local! {
+    /// The labels and annotations the nodes a task reads keep.
+    static NODE_KEYS: Arc<NodeKeys>;
+}
+
+impl CachedNode {
+    /// Runs `task` with the nodes it reads keeping only the labels and annotations `keys`
+    /// names: the others are skipped by the parser, not allocated and dropped (a heartbeat of a
+    /// node with a hundred labels then allocates a handful of strings). A watch's nodes are
+    /// read while its stream is polled, so the stream must be polled inside `task`.
+    pub fn reading<F: Future>(keys: Arc<NodeKeys>, task: F) -> impl Future<Output = F::Output> {
+        NODE_KEYS.scope(keys, task)
+    }
+}
+
+/// Reads an object, keeping the labels and annotations `keys` names; only a value that is not
+/// an object at all fails.
+fn read<'de, D: Deserializer<'de>>(d: D, what: &str, keys: &NodeKeys) -> Result<(ObjectMeta, ObjectRead), D::Error> {
+    let read = Object(Ctx { keys, interner: None })
         .deserialize(d)?
         .ok_or_else(|| D::Error::custom(format!("a {what} is an object")))?;
     let metadata = ObjectMeta {
@@ -57,14 +74,15 @@ fn read<'de, D: Deserializer<'de>>(d: D, what: &str) -> Result<(ObjectMeta, Obje
 
 impl<'de> Deserialize<'de> for CachedNode {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let (metadata, read) = read(d, "Node")?;
+        let keys = NODE_KEYS.try_with(Arc::clone).ok();
+        let (metadata, read) = read(d, "Node", keys.as_deref().unwrap_or(&ALL))?;
         Ok(CachedNode { metadata, info: read.node() })
     }
 }
 
 impl<'de> Deserialize<'de> for CachedLease {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let (metadata, read) = read(d, "Lease")?;
+        let (metadata, read) = read(d, "Lease", &ALL)?;
         Ok(CachedLease { metadata, info: read.lease().map_err(D::Error::custom)? })
     }
 }
@@ -135,5 +153,20 @@ mod tests {
         assert_eq!(nameless.info.unwrap_err().field, "metadata.name");
         assert_eq!(nameless.metadata.resource_version.as_deref(), Some("8"), "the watch still moves on");
         assert!(serde_json::from_str::<CachedNode>("[]").is_err());
+    }
+
+    #[tokio::test]
+    async fn nodes_read_for_a_task_keep_only_its_keys() {
+        let json = r#"{"metadata": {"name": "n", "labels": {"agentpool": "a", "kubernetes.io/os": "linux"},
+                        "annotations": {"note": "x", "other": "y"}}}"#;
+        let labels = |n: CachedNode| {
+            let info = n.info.unwrap();
+            (info.labels.len(), info.annotations.iter().map(|(k, _)| k.to_string()).collect::<Vec<_>>())
+        };
+        let mut keys = NodeKeys::none();
+        keys.label("agentpool").annotation("note");
+        let read = CachedNode::reading(Arc::new(keys), async { serde_json::from_str::<CachedNode>(json).unwrap() });
+        assert_eq!(labels(read.await), (1, vec!["note".to_string()]));
+        assert_eq!(labels(serde_json::from_str(json).unwrap()).0, 2, "outside a task's keys, every label is read");
     }
 }
