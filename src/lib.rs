@@ -4,6 +4,8 @@
 //! `crd` the API types. The operator (`controller`, `k8s`) and the `check` command are thin
 //! shells around them.
 
+#[cfg(test)]
+mod allocations;
 pub mod calendar;
 pub mod calendar_cmd;
 pub mod check;

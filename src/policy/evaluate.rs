@@ -59,7 +59,7 @@ pub fn evaluate_resolved(policy: &Policy, snapshot: &ClusterSnapshot, now: DateT
         rules.node_keys(&mut keys);
     }
     let keys = match keys.labels {
-        Keep::Only(keys) => keys.into_iter().collect(),
+        Keep::Only(keys) => keys.iter().map(|k| k.to_string()).collect(),
         Keep::All => Vec::new(),
     };
     let in_scope = Nodes::new(

@@ -101,8 +101,8 @@ impl From<BTreeMap<String, String>> for Labels {
 pub enum Keep {
     /// Every key (reading a file for a policy not known yet, tests).
     All,
-    /// Only these.
-    Only(BTreeSet<String>),
+    /// Only these (shared: a reader hands out these keys instead of copies).
+    Only(BTreeSet<Arc<str>>),
 }
 
 impl Keep {
@@ -111,6 +111,15 @@ impl Keep {
         match self {
             Keep::All => true,
             Keep::Only(keys) => keys.contains(key),
+        }
+    }
+
+    /// `key`, when it is kept: shared with this set when it names it (no allocation), else
+    /// made by `copy`.
+    pub fn kept(&self, key: &str, copy: impl FnOnce(&str) -> Arc<str>) -> Option<Arc<str>> {
+        match self {
+            Keep::All => Some(copy(key)),
+            Keep::Only(keys) => keys.get(key).cloned(),
         }
     }
 
@@ -133,7 +142,7 @@ impl Keep {
 
     fn add(&mut self, key: &str) {
         if let Keep::Only(keys) = self {
-            keys.insert(key.to_string());
+            keys.insert(Arc::from(key));
         }
     }
 

@@ -79,7 +79,7 @@ impl ObjectRead {
                 problem(NodeField::KubeletVersion, format!("not a string: {}", short_json(&other)));
                 None
             }
-            Scalar::Null | Scalar::Dropped => None,
+            Scalar::Null | Scalar::Dropped | Scalar::Time(_) => None,
         };
         let shutdown_taint = match spec.taints {
             ListRead::Null => None,
@@ -180,6 +180,7 @@ fn string_map(read: MapRead) -> Result<Labels, String> {
 fn timestamp(v: &Scalar) -> Result<Option<DateTime<Utc>>, String> {
     match v {
         Scalar::Null | Scalar::Dropped => Ok(None),
+        Scalar::Time(t) => Ok(Some(*t)),
         Scalar::Str(s) => {
             parse_rfc3339(s).map(Some).ok_or_else(|| format!("'{}' is not an RFC 3339 timestamp", snippet(s)))
         }

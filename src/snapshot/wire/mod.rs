@@ -11,12 +11,15 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
+
 use serde::de::value::{MapAccessDeserializer, SeqAccessDeserializer};
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use serde_json::Value;
 
 use super::labels::{Interner, Keep, Labels, NodeKeys};
+use crate::time::parse_rfc3339;
 
 /// The `visit_*` methods of a lenient visitor for every value that is not the one it reads
 /// (null, a boolean, a number, a string): `None`, nothing read, nothing failed.
@@ -75,6 +78,8 @@ pub(crate) enum Scalar {
     #[default]
     Null,
     Str(Arc<str>),
+    /// A string read as a time ([`KeepStr::Time`]): kept parsed, without an allocation.
+    Time(DateTime<Utc>),
     /// A string that was not kept.
     Dropped,
     Other(Value),
@@ -89,10 +94,41 @@ impl Scalar {
     }
 }
 
-/// Reads a [`Scalar`]; a string is kept only with `keep` (else it is `Dropped`).
+/// Reads a [`Scalar`]; a string is kept only as `keep` says (else it is `Dropped`).
 struct ScalarSeed<'a> {
     ctx: Option<Ctx<'a>>,
-    keep: bool,
+    keep: KeepStr,
+}
+
+/// Which strings a [`ScalarSeed`] keeps (an unkept string costs no allocation).
+#[derive(Clone, Copy)]
+enum KeepStr {
+    Every,
+    None,
+    /// Only this one.
+    Only(&'static str),
+    /// An RFC 3339 time, parsed ([`Scalar::Time`]); any other string as it is.
+    Time,
+}
+
+impl KeepStr {
+    /// `then`, unless nothing is kept.
+    fn and(self, then: KeepStr) -> KeepStr {
+        match self {
+            KeepStr::None => KeepStr::None,
+            _ => then,
+        }
+    }
+}
+
+impl From<bool> for KeepStr {
+    fn from(keep: bool) -> Self {
+        if keep {
+            KeepStr::Every
+        } else {
+            KeepStr::None
+        }
+    }
 }
 
 impl<'de> DeserializeSeed<'de> for ScalarSeed<'_> {
@@ -117,7 +153,16 @@ impl<'de> Visitor<'de> for ScalarSeed<'_> {
         d.deserialize_any(self)
     }
     fn visit_str<E>(self, s: &str) -> Result<Scalar, E> {
-        Ok(match (self.keep, self.ctx) {
+        let keep = match self.keep {
+            KeepStr::Every => true,
+            KeepStr::None => false,
+            KeepStr::Only(only) => s == only,
+            KeepStr::Time => match parse_rfc3339(s) {
+                Some(t) => return Ok(Scalar::Time(t)),
+                None => true,
+            },
+        };
+        Ok(match (keep, self.ctx) {
             (false, _) => Scalar::Dropped,
             (true, Some(ctx)) => Scalar::Str(ctx.shared(s)),
             (true, None) => Scalar::Str(Arc::from(s)),
@@ -145,7 +190,7 @@ impl<'de> Visitor<'de> for ScalarSeed<'_> {
 
 impl<'de> Deserialize<'de> for Scalar {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Scalar, D::Error> {
-        ScalarSeed { ctx: None, keep: true }.deserialize(d)
+        ScalarSeed { ctx: None, keep: KeepStr::Every }.deserialize(d)
     }
 }
 
@@ -248,7 +293,7 @@ impl<'de> Visitor<'de> for Key<'_> {
         let mut text = self.text.borrow_mut();
         text.clear();
         text.push_str(s);
-        Ok(self.keep.keeps(s).then(|| self.ctx.shared(s)))
+        Ok(self.keep.kept(s, |s| self.ctx.shared(s)))
     }
 }
 
@@ -261,9 +306,10 @@ impl<'de> Visitor<'de> for MapSeed<'_> {
         let mut kept = Labels::new();
         // Keys whose (last) value is not a string: the smallest is reported, as a map orders them.
         let mut bad: BTreeMap<String, Value> = BTreeMap::new();
-        let text = RefCell::new(String::new());
+        // Room for most keys at once (a key may be 316 bytes: grown once then).
+        let text = RefCell::new(String::with_capacity(128));
         while let Some(shared) = map.next_key_seed(Key { ctx: self.ctx, keep: self.keep, text: &text })? {
-            let value = map.next_value_seed(ScalarSeed { ctx: Some(self.ctx), keep: shared.is_some() })?;
+            let value = map.next_value_seed(ScalarSeed { ctx: Some(self.ctx), keep: shared.is_some().into() })?;
             let key = text.borrow();
             match value {
                 Scalar::Str(v) => {
@@ -274,7 +320,7 @@ impl<'de> Visitor<'de> for MapSeed<'_> {
                         kept.insert(k.clone(), v);
                     }
                 }
-                Scalar::Dropped => {
+                Scalar::Dropped | Scalar::Time(_) => {
                     if !bad.is_empty() {
                         bad.remove(key.as_str());
                     }

@@ -25,8 +25,11 @@ impl<'de> ObjectSeed<'de> for Taint {
         let mut t = TaintRead::default();
         while let Some(field) = map.next_key_seed(Field(&["key", "timeAdded"]))? {
             match field {
-                Some(0) => t.key = map.next_value()?,
-                Some(1) => t.time_added = map.next_value()?,
+                Some(0) => {
+                    t.key = map
+                        .next_value_seed(ScalarSeed { ctx: None, keep: KeepStr::Only(super::super::SHUTDOWN_TAINT) })?
+                }
+                Some(1) => t.time_added = map.next_value_seed(ScalarSeed { ctx: None, keep: KeepStr::Time })?,
                 _ => skip(&mut map)?,
             }
         }
@@ -55,11 +58,21 @@ impl<'de> ObjectSeed<'de> for Condition {
     type Value = ConditionRead;
     fn visit<A: MapAccess<'de>>(self, mut map: A) -> Result<ConditionRead, A::Error> {
         let mut c = ConditionRead::default();
+        // Once the type is read and is not Ready, nothing else of the condition is kept: the API
+        // server writes the type first, so the other conditions cost no allocation.
+        let mut kept = KeepStr::Every;
+        let scalar = |keep| ScalarSeed { ctx: None, keep };
         while let Some(field) = map.next_key_seed(Field(&["type", "status", "lastTransitionTime"]))? {
             match field {
-                Some(0) => c.type_ = map.next_value()?,
-                Some(1) => c.status = map.next_value()?,
-                Some(2) => c.last_transition = map.next_value()?,
+                Some(0) => {
+                    c.type_ = map.next_value_seed(scalar(KeepStr::Only("Ready")))?;
+                    if !Self::wanted(&c) {
+                        kept = KeepStr::None;
+                    }
+                }
+                // Only `True` is read of a status.
+                Some(1) => c.status = map.next_value_seed(scalar(kept.and(KeepStr::Only("True"))))?,
+                Some(2) => c.last_transition = map.next_value_seed(scalar(kept.and(KeepStr::Time)))?,
                 _ => skip(&mut map)?,
             }
         }
@@ -100,7 +113,7 @@ impl<'de> ObjectSeed<'de> for Meta<'_> {
                 Some(2) => m.resource_version = map.next_value()?,
                 Some(3) => m.labels = map.next_value_seed(MapSeed { ctx, keep: &ctx.keys.labels })?,
                 Some(4) => m.annotations = map.next_value_seed(MapSeed { ctx, keep: &ctx.keys.annotations })?,
-                Some(5) => m.creation = map.next_value()?,
+                Some(5) => m.creation = map.next_value_seed(ScalarSeed { ctx: None, keep: KeepStr::Time })?,
                 _ => skip(&mut map)?,
             }
         }
@@ -155,7 +168,7 @@ impl<'de> ObjectSeed<'de> for NodeSystemInfo<'_> {
         let mut version = Scalar::Null;
         while let Some(field) = map.next_key_seed(Field(&["kubeletVersion"]))? {
             match field {
-                Some(0) => version = map.next_value_seed(ScalarSeed { ctx: Some(self.0), keep: true })?,
+                Some(0) => version = map.next_value_seed(ScalarSeed { ctx: Some(self.0), keep: KeepStr::Every })?,
                 _ => skip(&mut map)?,
             }
         }
