@@ -359,6 +359,32 @@ mod tests {
         (read.clone().and_then(ObjectRead::node), read.and_then(ObjectRead::lease))
     }
 
+    /// As the API server writes a condition (its type first), and in any other order: the
+    /// Ready one is read whole, the others skipped.
+    #[test]
+    fn the_ready_condition_is_read_in_any_field_order() {
+        let node = |conditions: &str| {
+            let text = format!(r#"{{"metadata": {{"name": "n"}}, "status": {{"conditions": [{conditions}]}}}}"#);
+            streamed(&text, &NodeKeys::none()).0.unwrap()
+        };
+        let since = |n: NodeInfo| match n.readiness {
+            Readiness::NotReady { since } => (false, since, n.problems),
+            _ => (true, None, n.problems),
+        };
+        let pressure = r#"{"type": "MemoryPressure", "status": "True", "lastTransitionTime": "junk"}"#;
+        for ready in [
+            r#"{"type": "Ready", "status": "False", "lastTransitionTime": "2026-03-01T00:00:00Z"}"#,
+            r#"{"lastTransitionTime": "2026-03-01T00:00:00Z", "status": "False", "type": "Ready"}"#,
+        ] {
+            assert_eq!(since(node(&format!("{pressure}, {ready}"))), (false, Some(ts("2026-03-01T00:00:00Z")), vec![]));
+        }
+        let ready_true = r#"{"status": "True", "type": "Ready", "lastTransitionTime": "2026-03-01T00:00:00Z"}"#;
+        assert!(since(node(ready_true)).0, "Ready and True");
+        let bad_time = node(r#"{"type": "Ready", "status": "False", "lastTransitionTime": "yesterday"}"#);
+        assert_eq!(bad_time.problems[0].field, NodeField::ReadyTransition);
+        assert_eq!(bad_time.problems[0].reason, "'yesterday' is not an RFC 3339 timestamp");
+    }
+
     #[test]
     fn only_the_kept_labels_and_annotations_are_kept_and_garbage_in_others_still_counts() {
         let v = json!({"metadata": {"name": "n", "labels": {"pool": "a", "zone": "1", "host": "n"},

@@ -66,9 +66,7 @@ impl<'de> ObjectSeed<'de> for Condition {
             match field {
                 Some(0) => {
                     c.type_ = map.next_value_seed(scalar(KeepStr::Only("Ready")))?;
-                    if !Self::wanted(&c) {
-                        kept = KeepStr::None;
-                    }
+                    kept = if Self::wanted(&c) { KeepStr::Every } else { KeepStr::None };
                 }
                 // Only `True` is read of a status.
                 Some(1) => c.status = map.next_value_seed(scalar(kept.and(KeepStr::Only("True"))))?,
