@@ -450,7 +450,7 @@ fn profiler(pid: u32, nodes: usize) -> Option<Interrupted> {
         .spawn()
         .expect("SCALE_PERF needs perf (Debian: linux-perf)");
     std::thread::sleep(Duration::from_millis(500));
-    eprintln!("profiling the heartbeat window into {}", out.display());
+    eprintln!("profiling the heartbeat windows into {}", out.display());
     Some(Interrupted(child))
 }
 
