@@ -338,7 +338,8 @@ mod tests {
         assert_eq!(plain.1, crowded.1, "200 more labels, annotations and conditions cost no allocation");
         // 24 when written: the kind, the name and resourceVersion (the cache's and the
         // watcher's), the kept labels' values, the kubelet version, the Ready condition's type
-        // and status, a key buffer per map, an unescaped string, the trimmed labels.
+        // and status, a key buffer per map, the parser's buffer for a string with escapes, the
+        // trimmed labels.
         assert!(plain.1 <= 32, "a heartbeat allocates {} blocks", plain.1);
     }
 
